@@ -1,0 +1,50 @@
+# Every target works on a fresh clone: `make run` and `make test` install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck fmt schemas diagrams bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: start the API and worker on the embedded Postgres (http://127.0.0.1:8000/docs)
+run: $(STAMP)
+	$(BIN)/crew serve
+
+## test: lint, type-check, contract check and the whole test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schemas: $(STAMP)
+	$(BIN)/crew schema export
+
+diagrams: $(STAMP)
+	$(BIN)/crew diagram export
+
+## bench: the Conductor benchmark table (see bench/README.md)
+bench: $(STAMP)
+	$(BIN)/python -m bench.conductor
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

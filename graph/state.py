@@ -1,0 +1,158 @@
+"""The run state of the Conductor graph, and how a checkpoint projects onto runs and audit.
+
+Every field is an artifact (schemas/) or a plain value. Nodes return partial updates; the only
+reducers are explicit: `transitions` appends, `attempts` merges counters. Everything else is
+last-write-wins.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, TypedDict
+
+from memory.runs import Projection
+from schemas.apply import ApplyResult
+from schemas.approval import ApprovalDecision, ApprovalRequest
+from schemas.audit import AuditRecord, Transition
+from schemas.base import Artifact
+from schemas.build import BuildStatus
+from schemas.events import EventType
+from schemas.goal import GoalStatement
+from schemas.plan import DesignBlocked, PlanSpec
+from schemas.states import ConductorState
+from schemas.validation import ValidationReport
+
+
+def merge_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    """Attempt counters: a node reports its own counter; others are kept."""
+    return {**(left or {}), **(right or {})}
+
+
+class RunState(TypedDict, total=False):
+    """One run of the Conductor. `run_id` is also the LangGraph thread id."""
+
+    run_id: str
+    goal_id: str
+    revision: int
+    goal: GoalStatement
+    started_at: datetime
+    conductor_state: ConductorState
+    """Where the run is now (DESIGN.md section 3)."""
+    transitions: Annotated[list[Transition], operator.add]
+    """Every state change so far, in order; each becomes one audit row."""
+    attempts: Annotated[dict[str, int], merge_counts]
+    """How many times each step ran (design retries, build attempts, ...)."""
+    plan: PlanSpec | None
+    design_blocked: DesignBlocked | None
+    build: BuildStatus | None
+    validation: ValidationReport | None
+    approval_request: ApprovalRequest | None
+    decision: ApprovalDecision | None
+    apply_result: ApplyResult | None
+    rollback_result: ApplyResult | None
+    error: str | None
+    """Why the run stopped, for a human, when it ended anywhere but DONE."""
+
+
+def initial_state(run_id: str, goal_id: str, goal: GoalStatement, at: datetime) -> RunState:
+    return {
+        "run_id": run_id,
+        "goal_id": goal_id,
+        "revision": 1,
+        "goal": goal,
+        "started_at": at,
+        "conductor_state": ConductorState.PENDING,
+        "transitions": [],
+        "attempts": {},
+    }
+
+
+def transition(
+    state: RunState,
+    to: ConductorState,
+    *,
+    event: EventType,
+    actor: str,
+    at: datetime,
+    artifact: str | None = None,
+    note: str | None = None,
+    offset: int = 0,
+) -> Transition:
+    """The next transition of this run. `offset` numbers a second transition made by the
+    same node update (e.g. APPLYING -> ROLLBACK right after VALIDATING -> ...)."""
+    previous = state.get("transitions") or []
+    from_state = state.get("conductor_state")
+    return Transition(
+        seq=len(previous) + 1 + offset,
+        at=at,
+        actor=actor,
+        event=event,
+        from_state=from_state,
+        to_state=to,
+        artifact=artifact,
+        note=note,
+    )
+
+
+def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The few numbers a run list shows, derived from the state."""
+    summary: dict[str, Any] = {}
+    goal = values.get("goal")
+    if isinstance(goal, GoalStatement):
+        summary["budget_monthly_usd"] = goal.budget.monthly_usd
+        summary["region"] = goal.region
+        summary["environment"] = goal.environment.value
+    plan = values.get("plan")
+    if isinstance(plan, PlanSpec):
+        summary["plan_id"] = plan.plan_id
+        summary["components"] = len(plan.components)
+        summary["forecast_monthly_usd"] = round(plan.budget.forecast_monthly_usd, 2)
+    build = values.get("build")
+    if isinstance(build, BuildStatus):
+        summary["plan_changes"] = {
+            "create": build.plan.create,
+            "update": build.plan.update,
+            "delete": build.plan.delete,
+        }
+    validation = values.get("validation")
+    if isinstance(validation, ValidationReport):
+        summary["verdict"] = validation.verdict.value
+    if values.get("error"):
+        summary["error"] = values["error"]
+    return summary
+
+
+def project_run(thread_id: str, values: Mapping[str, Any]) -> Projection | None:
+    """The run row and audit rows a checkpoint implies (see memory/checkpointer.py)."""
+    if "run_id" not in values:
+        return None
+    transitions: list[Transition] = list(values.get("transitions") or [])
+
+    def records_after(seq: int) -> list[AuditRecord]:
+        return [_audit_record(thread_id, t, values) for t in transitions if t.seq > seq]
+
+    return Projection(
+        state=values.get("conductor_state", ConductorState.PENDING),
+        last_seq=transitions[-1].seq if transitions else 0,
+        summary=summarize(values),
+        records_after=records_after,
+    )
+
+
+def _audit_record(run_id: str, t: Transition, values: Mapping[str, Any]) -> AuditRecord:
+    payload = values.get(t.artifact) if t.artifact else None
+    artifact = payload if isinstance(payload, Artifact) else None
+    return AuditRecord(
+        run_id=run_id,
+        seq=t.seq,
+        at=t.at,
+        actor=t.actor,
+        event=t.event,
+        from_state=t.from_state,
+        to_state=t.to_state,
+        artifact_type=artifact.artifact_name if artifact else None,
+        artifact=artifact.model_dump(mode="json") if artifact else None,
+        note=t.note,
+    )

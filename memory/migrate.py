@@ -1,0 +1,77 @@
+"""Schema migrations: the project's own SQL files, then LangGraph's checkpoint tables.
+
+Files in `memory/migrations/` are applied in name order, each once, each in its own
+transaction, recorded in `crew_schema_migrations`. A session advisory lock makes concurrent
+start-ups (several replicas) take turns; running it again is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from memory.db import Pool
+
+logger = logging.getLogger(__name__)
+
+#: pg_advisory_lock key for migrations ("crew" in ASCII, then 1).
+MIGRATION_LOCK_KEY = 0x6372657701
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    migrations = []
+    for entry in sorted(resources.files("memory.migrations").iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        version = int(entry.name.split("_", 1)[0])
+        migrations.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise RuntimeError(f"duplicate migration versions: {versions}")
+    return migrations
+
+
+async def migrate(pool: Pool) -> list[str]:
+    """Apply pending migrations; returns the names applied this time."""
+    applied: list[str] = []
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            await conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS crew_schema_migrations (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            )
+            rows = await (await conn.execute("SELECT version FROM crew_schema_migrations")).fetchall()
+            done = {row["version"] for row in rows}
+            for migration in load_migrations():
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql.encode(), prepare=False)
+                    await conn.execute(
+                        "INSERT INTO crew_schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+                logger.info("applied migration %s", migration.name)
+                applied.append(migration.name)
+            # LangGraph's own tables; its setup() is idempotent and uses CREATE INDEX
+            # CONCURRENTLY, so it runs outside a transaction on this autocommit connection.
+            await AsyncPostgresSaver(conn).setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied

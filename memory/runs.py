@@ -1,0 +1,488 @@
+"""Runs and audit: all SQL about them lives here.
+
+A run row is the queue entry and the index card of one LangGraph thread (run id = thread id).
+Its `state`, `last_seq` and `summary` are a projection of the latest checkpoint, written in the
+checkpoint's own transaction (see `memory/checkpointer.py`), so the audit log and the
+checkpoints can never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from crew.errors import RunConflictError, RunNotFoundError
+from memory.db import Pool
+from schemas.approval import ApprovalDecision
+from schemas.audit import AuditRecord
+from schemas.events import EventType
+from schemas.goal import GoalStatement
+from schemas.run import RunSummary
+from schemas.states import ACTIVE_STATES, ConductorState
+
+#: LISTEN/NOTIFY channel that wakes workers when a run needs one.
+WAKE_CHANNEL = "crew_runs"
+
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+_WAITING = ConductorState.WAIT_FOR_APPROVE.value
+
+#: A run needs a worker when it is active, or waiting at the gate with a decision recorded.
+_NEEDS_WORK = f"""
+    (state = ANY(%(active)s) OR (state = '{_WAITING}' AND decision IS NOT NULL))
+    AND (not_before IS NULL OR not_before <= now())
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    goal_id: str
+    revision: int
+    title: str
+    requested_by: str | None
+    goal: GoalStatement
+    state: ConductorState
+    last_seq: int
+    summary: dict[str, Any]
+    decision: ApprovalDecision | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    apply_started_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    failures: int = 0
+    last_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> RunRecord:
+        return cls(
+            run_id=row["run_id"],
+            goal_id=row["goal_id"],
+            revision=row["revision"],
+            title=row["title"],
+            requested_by=row["requested_by"],
+            goal=GoalStatement.model_validate(row["goal"]),
+            state=ConductorState(row["state"]),
+            last_seq=row["last_seq"],
+            summary=row["summary"] or {},
+            decision=(
+                ApprovalDecision.model_validate(row["decision"]) if row["decision"] else None
+            ),
+            lease_owner=row["lease_owner"],
+            lease_until=row["lease_until"],
+            apply_started_at=row["apply_started_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            failures=row.get("failures", 0),
+            last_error=row.get("last_error"),
+        )
+
+    def to_summary(self) -> RunSummary:
+        return RunSummary(
+            run_id=self.run_id,
+            goal_id=self.goal_id,
+            revision=self.revision,
+            title=self.title,
+            requested_by=self.requested_by,
+            state=self.state,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            summary=self.summary,
+            decision=self.decision,
+            last_error=self.last_error,
+        )
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What a checkpoint implies for the run row and the audit log.
+
+    `records_after(seq)` builds only the audit rows not yet written (artifacts are dumped to
+    JSON lazily: most checkpoints add one row or none).
+    """
+
+    state: ConductorState
+    last_seq: int
+    summary: dict[str, Any]
+    records_after: Callable[[int], list[AuditRecord]]
+
+
+class LeaseLostError(RuntimeError):
+    """A worker tried to checkpoint a run another worker has taken over (fencing)."""
+
+
+def _goal_json(goal: GoalStatement) -> dict[str, Any]:
+    data: dict[str, Any] = goal.model_dump(mode="json", exclude_none=True)
+    return data
+
+
+class RunStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self, goal: GoalStatement, *, run_id: str, at: datetime
+    ) -> tuple[RunRecord, bool]:
+        """Insert a PENDING run with its first audit row, or return the run already made for
+        this goal_id (created=False). Reusing a goal_id for a different goal is a conflict."""
+        goal_id = goal.goal_id or run_id
+        goal_json = _goal_json(goal)
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute(
+                    """
+                    INSERT INTO crew_runs (run_id, goal_id, title, requested_by, goal, state,
+                                           created_at, updated_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (goal_id) DO NOTHING
+                    RETURNING *
+                    """,
+                    (
+                        run_id,
+                        goal_id,
+                        goal.title,
+                        goal.requested_by,
+                        Jsonb(goal_json),
+                        ConductorState.PENDING.value,
+                        at,
+                        at,
+                    ),
+                )
+            ).fetchone()
+            if row is None:
+                existing = await (
+                    await conn.execute("SELECT * FROM crew_runs WHERE goal_id = %s", (goal_id,))
+                ).fetchone()
+                assert existing is not None
+                record = RunRecord.from_row(existing)
+                if _goal_json(record.goal) != goal_json:
+                    raise RunConflictError(
+                        record.run_id,
+                        f"goal_id '{goal_id}' was already used for a different goal (run "
+                        f"{record.run_id}); use a new goal_id for a new goal",
+                    )
+                return record, False
+            await _insert_audit(
+                conn.cursor(),
+                AuditRecord(
+                    run_id=run_id,
+                    seq=0,
+                    at=at,
+                    actor=goal.requested_by or "api",
+                    event=EventType.RUN_CREATED,
+                    from_state=None,
+                    to_state=ConductorState.PENDING,
+                    artifact_type="GoalStatement",
+                    artifact=goal_json,
+                ),
+            )
+            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+            return RunRecord.from_row(row), True
+
+    async def get(self, run_id: str) -> RunRecord:
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute("SELECT * FROM crew_runs WHERE run_id = %s", (run_id,))
+            ).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return RunRecord.from_row(row)
+
+    async def list(
+        self,
+        *,
+        state: ConductorState | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Newest first."""
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    """
+                    SELECT * FROM crew_runs
+                    WHERE (%(state)s::text IS NULL OR state = %(state)s)
+                    ORDER BY created_at DESC, run_id DESC
+                    LIMIT %(limit)s OFFSET %(offset)s
+                    """,
+                    {"state": state.value if state else None, "limit": limit, "offset": offset},
+                )
+            ).fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute("SELECT state, count(*) AS n FROM crew_runs GROUP BY state")
+            ).fetchall()
+        return {r["state"]: r["n"] for r in rows}
+
+    async def claim_next(self, worker_id: str, ttl_s: float) -> RunRecord | None:
+        """Lease the oldest run that needs a worker and has no live lease."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"""
+                    UPDATE crew_runs SET lease_owner = %(worker)s,
+                           lease_until = now() + make_interval(secs => %(ttl)s)
+                    WHERE run_id = (
+                        SELECT run_id FROM crew_runs
+                        WHERE {_NEEDS_WORK}
+                          AND (lease_until IS NULL OR lease_until < now())
+                        ORDER BY updated_at
+                        FOR UPDATE SKIP LOCKED
+                        LIMIT 1
+                    )
+                    RETURNING *
+                    """,
+                    {"worker": worker_id, "ttl": ttl_s, "active": _ACTIVE},
+                )
+            ).fetchone()
+        return RunRecord.from_row(row) if row else None
+
+    async def claim(self, run_id: str, worker_id: str, ttl_s: float) -> RunRecord | None:
+        """Lease one given run if it needs a worker and nobody holds it (the CLI drives runs
+        in-process this way)."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"""
+                    UPDATE crew_runs SET lease_owner = %(worker)s,
+                           lease_until = now() + make_interval(secs => %(ttl)s)
+                    WHERE run_id = %(run_id)s AND {_NEEDS_WORK}
+                      AND (lease_until IS NULL OR lease_until < now()
+                           OR lease_owner = %(worker)s)
+                    RETURNING *
+                    """,
+                    {"worker": worker_id, "ttl": ttl_s, "active": _ACTIVE, "run_id": run_id},
+                )
+            ).fetchone()
+        return RunRecord.from_row(row) if row else None
+
+    async def renew(self, run_id: str, worker_id: str, ttl_s: float) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE crew_runs SET lease_until = now() + make_interval(secs => %s)
+                WHERE run_id = %s AND lease_owner = %s
+                """,
+                (ttl_s, run_id, worker_id),
+            )
+            return cur.rowcount == 1
+
+    async def release(self, run_id: str, worker_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE crew_runs SET lease_owner = NULL, lease_until = NULL
+                WHERE run_id = %s AND lease_owner = %s
+                """,
+                (run_id, worker_id),
+            )
+            # Someone may have recorded a decision while we held the lease.
+            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+
+    async def record_decision(self, decision: ApprovalDecision) -> RunRecord:
+        """Record the gate decision once. A second decision, or one for a run that is not
+        waiting, is a conflict that names who decided first."""
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute(
+                    f"""
+                    UPDATE crew_runs SET decision = %s
+                    WHERE run_id = %s AND state = '{_WAITING}' AND decision IS NULL
+                    RETURNING *
+                    """,
+                    (Jsonb(decision.model_dump(mode="json")), decision.run_id),
+                )
+            ).fetchone()
+            if row is not None:
+                await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+                return RunRecord.from_row(row)
+        current = await self.get(decision.run_id)
+        if current.decision is not None:
+            first = current.decision
+            raise RunConflictError(
+                current.run_id,
+                f"run {current.run_id} was already {_past(first.decision.value)} by "
+                f"{first.actor} via {first.channel.value} at {first.at.isoformat()}",
+            )
+        raise RunConflictError(
+            current.run_id,
+            f"run {current.run_id} is {current.state.value}, not waiting for approval",
+        )
+
+    async def record_failure(self, run_id: str, worker_id: str, error: str) -> float:
+        """Count an unexpected error, back the run off exponentially (capped at 5 minutes) and
+        let go of it; returns the back-off in seconds."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    UPDATE crew_runs SET failures = failures + 1, last_error = %s,
+                        not_before = now() + make_interval(secs => least(300, 2 ^ failures)),
+                        lease_owner = NULL, lease_until = NULL
+                    WHERE run_id = %s AND lease_owner = %s
+                    RETURNING least(300, 2 ^ (failures - 1))::float AS backoff
+                    """,
+                    (error[:4000], run_id, worker_id),
+                )
+            ).fetchone()
+        return float(row["backoff"]) if row else 0.0
+
+    async def clear_failures(self, run_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE crew_runs SET failures = 0, last_error = NULL, not_before = NULL
+                WHERE run_id = %s AND failures > 0
+                """,
+                (run_id,),
+            )
+
+    async def mark_apply_started(self, run_id: str, at: datetime) -> bool:
+        """True the first time only: an apply interrupted by a crash is never run again."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE crew_runs SET apply_started_at = %s
+                WHERE run_id = %s AND apply_started_at IS NULL
+                """,
+                (at, run_id),
+            )
+            return cur.rowcount == 1
+
+    async def audit(self, run_id: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    """
+                    SELECT * FROM crew_audit
+                    WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s)
+                    ORDER BY at, run_id, seq
+                    LIMIT %(limit)s
+                    """,
+                    {"run_id": run_id, "limit": limit},
+                )
+            ).fetchall()
+        return [_audit_from_row(r) for r in rows]
+
+    async def finished_before(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """Finished runs whose intermediate checkpoints are due for pruning."""
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    """
+                    SELECT run_id FROM crew_runs
+                    WHERE state = ANY(%s) AND updated_at < %s
+                      AND (checkpoints_pruned_at IS NULL OR checkpoints_pruned_at < updated_at)
+                    ORDER BY updated_at LIMIT %s
+                    """,
+                    ([s.value for s in _TERMINAL], cutoff, limit),
+                )
+            ).fetchall()
+        return [r["run_id"] for r in rows]
+
+    async def mark_pruned(self, run_ids: list[str], at: datetime) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE crew_runs SET checkpoints_pruned_at = %s WHERE run_id = ANY(%s)",
+                (at, run_ids),
+            )
+
+
+_TERMINAL = [
+    ConductorState.DONE,
+    ConductorState.BLOCKED,
+    ConductorState.REJECTED,
+    ConductorState.FAILED,
+]
+
+
+def _past(decision: str) -> str:
+    return {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}.get(
+        decision, decision
+    )
+
+
+def _audit_from_row(row: DictRow) -> AuditRecord:
+    return AuditRecord(
+        run_id=row["run_id"],
+        seq=row["seq"],
+        at=row["at"],
+        actor=row["actor"],
+        event=EventType(row["event"]),
+        from_state=ConductorState(row["from_state"]) if row["from_state"] else None,
+        to_state=ConductorState(row["to_state"]),
+        artifact_type=row["artifact_type"],
+        artifact=row["artifact"],
+        note=row["note"],
+    )
+
+
+async def _insert_audit(cur: AsyncCursor[DictRow], record: AuditRecord) -> None:
+    await cur.execute(
+        """
+        INSERT INTO crew_audit (run_id, seq, at, actor, event, from_state, to_state,
+                                artifact_type, artifact, note)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (run_id, seq) DO NOTHING
+        """,
+        (
+            record.run_id,
+            record.seq,
+            record.at,
+            record.actor,
+            record.event.value,
+            record.from_state.value if record.from_state else None,
+            record.to_state.value,
+            record.artifact_type,
+            Jsonb(record.artifact) if record.artifact is not None else None,
+            record.note,
+        ),
+    )
+
+
+async def write_projection(
+    cur: AsyncCursor[DictRow], run_id: str, projection: Projection, lease_owner: str | None
+) -> None:
+    """Apply a checkpoint's projection inside the checkpoint's transaction.
+
+    Rows already recorded (seq <= last_seq) are skipped, so re-projecting after a crash is a
+    no-op. When `lease_owner` is given and another worker now holds the run, the whole
+    transaction (checkpoint included) is refused: a stalled worker cannot overwrite a run
+    that was taken over.
+    """
+    await cur.execute(
+        "SELECT last_seq, lease_owner FROM crew_runs WHERE run_id = %s FOR UPDATE", (run_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return  # a thread that is not a crew run (e.g. a test graph): nothing to project
+    if lease_owner is not None and row["lease_owner"] != lease_owner:
+        raise LeaseLostError(
+            f"run {run_id} is now leased by {row['lease_owner']!r}, not {lease_owner!r}"
+        )
+    last_seq: int = row["last_seq"]
+    for record in projection.records_after(last_seq):
+        await _insert_audit(cur, record)
+    if projection.last_seq >= last_seq:
+        await cur.execute(
+            """
+            UPDATE crew_runs SET state = %s, last_seq = %s, summary = %s, updated_at = now()
+            WHERE run_id = %s
+            """,
+            (
+                projection.state.value,
+                projection.last_seq,
+                Jsonb(json.loads(json.dumps(projection.summary, default=str))),
+                run_id,
+            ),
+        )

@@ -1,0 +1,83 @@
+"""The human gate. `request_approval` announces it; `await_approval` only interrupts.
+
+LangGraph re-runs an interrupted node from its top on resume, so the gate node has no side
+effects: anything that notifies humans happens in `request_approval`, which runs once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graph.context import CrewContext
+from graph.state import RunState, transition
+from schemas.approval import ApprovalDecision, ApprovalRequest, Decision
+from schemas.events import EventType
+from schemas.states import ConductorState
+
+ACTOR = "conductor"
+
+
+async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
+    """READY_FOR_APPLY -> WAIT_FOR_APPROVE with what a human needs to decide."""
+    plan, build, validation = state["plan"], state["build"], state["validation"]
+    assert plan is not None and build is not None and validation is not None
+    assert build.plan_file_digest is not None
+    request = ApprovalRequest(
+        run_id=state["run_id"],
+        plan_id=plan.plan_id,
+        plan_file_digest=build.plan_file_digest,
+        summary=plan.summary,
+        forecast_monthly_usd=plan.budget.forecast_monthly_usd,
+        budget_monthly_usd=plan.budget.cap_monthly_usd,
+        create=build.plan.create,
+        update=build.plan.update,
+        delete=build.plan.delete,
+        top_findings=[f"{f.severity.value} {f.rule_id}: {f.message}" for f in validation.findings[:5]],
+    )
+    return {
+        "approval_request": request,
+        "conductor_state": ConductorState.WAIT_FOR_APPROVE,
+        "transitions": [
+            transition(
+                state,
+                ConductorState.WAIT_FOR_APPROVE,
+                event=EventType.APPROVAL_REQUESTED,
+                actor=ACTOR,
+                at=runtime.context.clock(),
+                artifact="approval_request",
+            )
+        ],
+    }
+
+
+async def await_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
+    """WAIT_FOR_APPROVE -> APPLYING on approve, -> REJECTED otherwise."""
+    request = state["approval_request"]
+    assert request is not None
+    raw: Any = interrupt(request.model_dump(mode="json"))
+    decision = ApprovalDecision.model_validate(raw)
+    approved = decision.decision is Decision.APPROVE
+    to = ConductorState.APPLYING if approved else ConductorState.REJECTED
+    update: RunState = {
+        "decision": decision,
+        "conductor_state": to,
+        "transitions": [
+            transition(
+                state,
+                to,
+                event=EventType.APPLY_REQUEST if approved else EventType.RUN_REJECTED,
+                actor=decision.actor,
+                at=decision.at,
+                artifact="decision",
+                note=decision.reason,
+            )
+        ],
+    }
+    if not approved:
+        update["error"] = f"{decision.decision.value} by {decision.actor}" + (
+            f": {decision.reason}" if decision.reason else ""
+        )
+    return update

@@ -1,0 +1,9 @@
+"""Artifact contracts v0.1: the only interface between agents (DESIGN.md section 1).
+
+Models here validate and nothing else. Import them from their modules; `schemas.registry`
+lists every exported artifact.
+"""
+
+from schemas.base import SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION"]

@@ -1,0 +1,39 @@
+"""ApplyResult: what an apply (or a rollback) did to the cloud."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from schemas.base import Artifact, Contract
+from schemas.build import Diagnostic
+
+
+class Operation(StrEnum):
+    APPLY = "apply"
+    ROLLBACK = "rollback"
+
+
+class ResourceCounts(Contract):
+    added: int = Field(default=0, ge=0)
+    changed: int = Field(default=0, ge=0)
+    destroyed: int = Field(default=0, ge=0)
+
+
+class ApplyResult(Artifact):
+    artifact_name = "ApplyResult"
+
+    run_id: str
+    plan_id: str
+    operation: Operation
+    ok: bool
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceCounts = Field(default_factory=ResourceCounts)
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float = Field(ge=0)
+    error: str | None = None
+    diagnostics: list[Diagnostic] = Field(default_factory=list)

@@ -1,0 +1,50 @@
+"""ApprovalRequest (what the gate shows a human) and ApprovalDecision (what comes back)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.base import Artifact
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    ROLLBACK = "rollback"
+
+
+class Channel(StrEnum):
+    REST = "rest"
+    SLACK = "slack"
+    CLI = "cli"
+
+
+class ApprovalRequest(Artifact):
+    """The interrupt payload at the gate: enough for a human to decide."""
+
+    artifact_name = "ApprovalRequest"
+
+    run_id: str
+    plan_id: str
+    plan_file_digest: str
+    summary: str
+    forecast_monthly_usd: float = Field(ge=0)
+    budget_monthly_usd: float = Field(gt=0)
+    create: int = Field(ge=0)
+    update: int = Field(ge=0)
+    delete: int = Field(ge=0)
+    top_findings: list[str] = Field(default_factory=list)
+
+
+class ApprovalDecision(Artifact):
+    artifact_name = "ApprovalDecision"
+
+    run_id: str
+    decision: Decision
+    actor: str = Field(min_length=1, max_length=200)
+    channel: Channel
+    reason: str | None = Field(default=None, max_length=2_000)
+    at: datetime

@@ -1,0 +1,73 @@
+"""OpsEvent and Heartbeat: what the crew tells the bus and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import uuid4
+
+from pydantic import Field, model_validator
+
+from schemas.base import Artifact
+
+
+class EventType(StrEnum):
+    """Event names. The first ten are DESIGN.md's; the rest name the remaining transitions."""
+
+    PLAN_PENDING = "plan.pending"
+    VALIDATE_PENDING = "validate.pending"
+    VALIDATE_RESULT = "validate.result"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPLY_REQUEST = "apply.request"
+    APPLY_DONE = "apply.done"
+    ROLLBACK_STARTED = "rollback.started"
+    ROLLBACK_DONE = "rollback.done"
+    DESIGN_BLOCKED = "design.blocked"
+    HEARTBEAT = "heartbeat"
+    RUN_CREATED = "run.created"
+    DESIGN_STARTED = "design.started"
+    BUILD_FAILED = "build.failed"
+    RUN_REJECTED = "run.rejected"
+    ROLLBACK_FAILED = "rollback.failed"
+
+
+class Heartbeat(Artifact):
+    artifact_name = "Heartbeat"
+
+    worker_id: str
+    role: Literal["api", "worker", "serve"]
+    host: str
+    pid: int
+    started_at: datetime
+    at: datetime
+    runs_in_flight: int = Field(default=0, ge=0)
+    version: str
+
+
+class OpsEvent(Artifact):
+    """One event; `payload` is the JSON of the artifact named by `payload_type`."""
+
+    artifact_name = "OpsEvent"
+
+    event_id: str = Field(default_factory=lambda: uuid4().hex)
+    type: EventType
+    run_id: str | None = None
+    at: datetime
+    payload_type: str | None = Field(
+        default=None, description="Artifact name of the payload, e.g. 'PlanSpec'."
+    )
+    payload: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _payload_matches_type(self) -> OpsEvent:
+        from schemas.registry import ARTIFACTS
+
+        if (self.payload is None) != (self.payload_type is None):
+            raise ValueError("payload and payload_type go together")
+        if self.payload_type is not None:
+            model = ARTIFACTS.get(self.payload_type)
+            if model is None:
+                raise ValueError(f"unknown payload_type '{self.payload_type}'")
+            model.model_validate(self.payload)
+        return self

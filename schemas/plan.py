@@ -1,0 +1,109 @@
+"""PlanSpec and DesignBlocked: what Atlas hands to Forge, or why it could not."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from schemas.base import Artifact, Contract
+from schemas.goal import Availability, Environment, Region
+
+ComponentName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+        description="Terraform-safe identifier: it becomes a resource name, so no free text.",
+    ),
+]
+CatalogType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class Component(Contract):
+    """One catalog entry instantiated with parameters (the catalog checks type and bounds)."""
+
+    type: CatalogType
+    name: ComponentName
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[ComponentName] = Field(default_factory=list)
+
+
+class CostLine(Contract):
+    component: ComponentName
+    monthly_usd: float = Field(ge=0)
+    basis: str = Field(description="The assumption behind the number, e.g. '20 GB standard'.")
+
+
+class PerfTargets(Contract):
+    expected_rps: float | None = Field(default=None, ge=0)
+    availability: Availability = Availability.SINGLE_AZ
+
+
+class PlanBudget(Contract):
+    forecast_monthly_usd: float = Field(ge=0)
+    cap_monthly_usd: float = Field(gt=0, description="The goal's monthly budget.")
+    brake_monthly_usd: float = Field(gt=0, description="80 % of the cap: above it, no apply.")
+    breakdown: list[CostLine] = Field(default_factory=list)
+    perf: PerfTargets = Field(default_factory=PerfTargets)
+
+
+class RiskSeverity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Risk(Contract):
+    severity: RiskSeverity
+    description: str
+    mitigation: str | None = None
+
+
+class Provenance(Contract):
+    planner: str = Field(description='"catalog" or "llm".')
+    model: str | None = Field(default=None, description="LLM model name, when an LLM planned.")
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    attempts: int = Field(default=1, ge=1)
+    retrieved: list[str] = Field(
+        default_factory=list, description="Ids of past plans or runbooks the planner was given."
+    )
+
+
+class PlanSpec(Artifact):
+    """An architecture made only of catalog components (DESIGN.md principle 2)."""
+
+    artifact_name = "PlanSpec"
+
+    plan_id: str = Field(min_length=1, max_length=100)
+    goal_id: str = Field(min_length=1, max_length=200)
+    revision: int = Field(default=1, ge=1)
+    summary: str = Field(max_length=2_000)
+    rationale: str = Field(max_length=20_000)
+    cloud: Literal["aws"] = "aws"
+    region: Region
+    environment: Environment
+    components: list[Component] = Field(min_length=1, max_length=200)
+    budget: PlanBudget
+    risks: list[Risk] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    diagram: str = Field(description="Mermaid flowchart generated from the components.")
+    provenance: Provenance
+
+
+class BlockReason(Contract):
+    constraint: str = Field(description="Which part of the goal clashes, e.g. 'budget'.")
+    why: str
+    suggestion: str = Field(description="A concrete change that would unblock the design.")
+
+
+class DesignBlocked(Artifact):
+    """Atlas could not satisfy the goal; each reason says what to change."""
+
+    artifact_name = "DesignBlocked"
+
+    goal_id: str = Field(min_length=1, max_length=200)
+    reasons: list[BlockReason] = Field(min_length=1)
+    attempts: int = Field(ge=1)

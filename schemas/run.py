@@ -1,0 +1,63 @@
+"""API views of a run: what `GET /v1/runs` and `GET /v1/runs/{id}` return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from schemas.apply import ApplyResult
+from schemas.approval import ApprovalDecision, ApprovalRequest
+from schemas.audit import AuditRecord
+from schemas.base import Contract
+from schemas.build import BuildStatus
+from schemas.goal import GoalStatement
+from schemas.plan import DesignBlocked, PlanSpec
+from schemas.states import ConductorState
+from schemas.validation import ValidationReport
+
+
+class RunSummary(Contract):
+    run_id: str
+    goal_id: str
+    revision: int
+    title: str
+    requested_by: str | None
+    state: ConductorState
+    created_at: datetime
+    updated_at: datetime
+    summary: dict[str, Any] = Field(
+        default_factory=dict, description="Forecast, budget, plan counts, verdict, as known."
+    )
+    decision: ApprovalDecision | None = None
+    last_error: str | None = Field(
+        default=None, description="An unexpected error the worker is backing off from."
+    )
+
+
+class RunArtifacts(Contract):
+    plan: PlanSpec | None = None
+    design_blocked: DesignBlocked | None = None
+    build: BuildStatus | None = None
+    validation: ValidationReport | None = None
+    approval_request: ApprovalRequest | None = None
+    decision: ApprovalDecision | None = None
+    apply_result: ApplyResult | None = None
+    rollback_result: ApplyResult | None = None
+
+
+class RunDetail(RunSummary):
+    goal: GoalStatement
+    artifacts: RunArtifacts = Field(default_factory=RunArtifacts)
+    diagram: str | None = Field(default=None, description="Mermaid source of the architecture.")
+    waiting_for_approval: bool = False
+    error: str | None = None
+    audit: list[AuditRecord] = Field(default_factory=list)
+
+
+class RunCreated(Contract):
+    run_id: str
+    goal_id: str
+    state: ConductorState
+    created: bool = Field(description="False when an earlier request with this goal_id made it.")

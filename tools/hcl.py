@@ -1,0 +1,141 @@
+"""A tiny typed HCL writer whose output is `terraform fmt` clean.
+
+Rendered Terraform is built from these values, never from text pasted together: every string
+is escaped (quotes, backslashes, and the `${`/`%{` template sequences, so no goal text can
+become an interpolation), and only `Ref` carries a raw expression, which code (not goal text)
+constructs from validated identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]\"-]*$")
+INDENT = "  "
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference expression such as `aws_s3_bucket.objects.id`."""
+
+    expr: str
+
+    def __post_init__(self) -> None:
+        if not _REF.match(self.expr):
+            raise ValueError(f"not a plain reference expression: {self.expr!r}")
+
+
+Value = str | int | float | bool | Ref | Sequence["Value"] | Mapping[str, "Value"]
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    value: Value
+
+    def __post_init__(self) -> None:
+        _check_ident(self.name)
+
+
+@dataclass(frozen=True)
+class Block:
+    type: str
+    labels: tuple[str, ...] = ()
+    body: Sequence[Attr | Block] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        _check_ident(self.type)
+        for label in self.labels:
+            _check_ident(label)
+
+
+def _check_ident(name: str) -> None:
+    if not _IDENT.match(name):
+        raise ValueError(f"not an HCL identifier: {name!r}")
+
+
+def quote(text: str) -> str:
+    """An HCL string literal for `text`, with template sequences neutralised."""
+    encoded = json.dumps(text, ensure_ascii=False)
+    return encoded.replace("${", "$${").replace("%{", "%%{")
+
+
+def render_value(value: Value, depth: int) -> str:
+    if isinstance(value, Ref):
+        return value.expr
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not value == value:  # NaN
+            raise ValueError("NaN cannot be rendered")
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        pad = INDENT * (depth + 1)
+        keys = [quote(str(k)) for k in value]
+        width = max(len(k) for k in keys)
+        lines = [
+            f"{pad}{key.ljust(width)} = {render_value(v, depth + 1)}"
+            for key, v in zip(keys, value.values(), strict=True)
+        ]
+        return "{\n" + "\n".join(lines) + "\n" + INDENT * depth + "}"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(render_value(v, depth) for v in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as HCL")
+
+
+def render_block(block: Block, depth: int = 0) -> str:
+    pad = INDENT * depth
+    header = " ".join([block.type, *(quote(label) for label in block.labels)])
+    lines = [f"{pad}{header} {{"]
+    lines.extend(_render_body(block.body, depth + 1))
+    lines.append(f"{pad}}}")
+    return "\n".join(lines)
+
+
+def _render_body(body: Sequence[Attr | Block], depth: int) -> list[str]:
+    """Attributes in a run of single-line attributes align on `=`, as `terraform fmt` does;
+    a block or a multi-line value ends the run."""
+    pad = INDENT * depth
+    lines: list[str] = []
+    group: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if group:
+            width = max(len(name) for name, _ in group)
+            lines.extend(f"{pad}{name.ljust(width)} = {text}" for name, text in group)
+            group.clear()
+
+    previous_was_block = False
+    for item in body:
+        if isinstance(item, Block):
+            flush()
+            if lines:
+                lines.append("")
+            lines.append(render_block(item, depth))
+            previous_was_block = True
+            continue
+        text = render_value(item.value, depth)
+        if previous_was_block:
+            lines.append("")
+            previous_was_block = False
+        if "\n" in text:
+            group.append((item.name, text))
+            flush_multiline = group.pop()
+            flush()
+            lines.append(f"{pad}{flush_multiline[0]} = {flush_multiline[1]}")
+        else:
+            group.append((item.name, text))
+    flush()
+    return lines
+
+
+def render_file(blocks: Sequence[Block]) -> str:
+    return "\n\n".join(render_block(b) for b in blocks) + "\n"
