@@ -72,7 +72,7 @@ class Worker:
             ):
                 if on_event is None:
                     continue
-                if mode == "updates":
+                if mode == "updates" and isinstance(chunk, dict):
                     for node, update in chunk.items():
                         on_event("update", node, update)
                 elif mode == "custom" and isinstance(chunk, dict):
@@ -99,7 +99,9 @@ class Worker:
         """`drive`, then let go of the lease whatever happened; unexpected errors back off."""
         try:
             state = await self.drive(run, on_event)
-            logger.info("run %s stopped in %s", run.run_id, state.value, extra={"run_id": run.run_id})
+            logger.info(
+                "run %s stopped in %s", run.run_id, state.value, extra={"run_id": run.run_id}
+            )
         except asyncio.CancelledError:
             await asyncio.shield(self.services.runs.release(run.run_id, self.worker_id))
             raise
@@ -126,16 +128,20 @@ class Worker:
         try:
             while not stop.is_set():
                 while self.in_flight < self.settings.worker_concurrency:
-                    run = await self.services.runs.claim_next(self.worker_id, self.settings.lease_ttl_s)
+                    run = await self.services.runs.claim_next(
+                        self.worker_id, self.settings.lease_ttl_s
+                    )
                     if run is None:
                         break
                     task = asyncio.create_task(self.drive_and_release(run))
                     self._tasks.add(task)
-                    task.add_done_callback(lambda t: (self._tasks.discard(t), wake.set()))
+                    task.add_done_callback(lambda t: self._finished(t, wake))
                 wake.clear()
                 waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
                 await asyncio.wait(
-                    waiters, timeout=self.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                    waiters,
+                    timeout=self.settings.poll_interval_s,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 for waiter in waiters:
                     waiter.cancel()
@@ -144,6 +150,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(listener, retention, return_exceptions=True)
             await self._drain()
+
+    def _finished(self, task: asyncio.Task[None], wake: asyncio.Event) -> None:
+        self._tasks.discard(task)
+        wake.set()
 
     async def _drain(self, grace_s: float = 30.0) -> None:
         if not self._tasks:

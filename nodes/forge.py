@@ -90,15 +90,15 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         write_workspace(plan, workspace)
         version = await ctx.terraform.version()
         report("terraform init")
-        for step in (
-            lambda: ctx.terraform.init(workspace, report),
-            lambda: ctx.terraform.validate(workspace),
-        ):
-            result = await step()
-            warnings += result.warnings
-            if not result.ok:
-                errors += result.errors or [_error("terraform step failed")]
-                break
+        init = await ctx.terraform.init(workspace, report)
+        warnings += init.warnings
+        if not init.ok:
+            errors += init.errors or [_error("terraform init failed")]
+        else:
+            checked = await ctx.terraform.validate(workspace)
+            warnings += checked.warnings
+            if not checked.ok:
+                errors += checked.errors or [_error("terraform validate failed")]
         if not errors:
             report("terraform plan")
             outcome = await ctx.terraform.plan(workspace, PLAN_FILE, report)
@@ -129,7 +129,8 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     )
     now = ctx.clock()
     if status.ok:
-        report(f"plan: {summary.create} to add, {summary.update} to change, {summary.delete} to destroy")
+        counts = (summary.create, summary.update, summary.delete)
+        report("plan: {} to add, {} to change, {} to destroy".format(*counts))
         return {
             "build": status,
             "attempts": {"build": attempts},
@@ -203,7 +204,8 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """APPLYING -> DONE, or -> ROLLBACK when terraform fails, times out, or cannot be trusted."""
     ctx = runtime.context
     build_status = state["build"]
-    assert build_status is not None and build_status.plan_file is not None
+    assert build_status is not None
+    assert build_status.plan_file is not None
     report = progress_reporter("apply", state["run_id"])
     workspace = Path(build_status.workspace)
     started_at = ctx.clock()

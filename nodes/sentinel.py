@@ -58,7 +58,9 @@ def evaluate_plan(
     limit = round(budget_monthly_usd * BRAKE_RATIO, 2)
     by_component = sorted(plan.budget.breakdown, key=lambda line: line.monthly_usd, reverse=True)
     top = [
-        ResourceCost(address=line.component, type="component", monthly_usd=line.monthly_usd, basis=line.basis)
+        ResourceCost(
+            address=line.component, type="component", monthly_usd=line.monthly_usd, basis=line.basis
+        )
         for line in by_component[:3]
     ]
     brake = BudgetBrake(
@@ -89,7 +91,9 @@ def evaluate_plan(
         reasons.append("the plan contains resource types outside the catalog")
     verdict = Verdict.FAIL if blocking else Verdict.PASS
     if verdict is Verdict.PASS:
-        reasons.append("passed: " + ", ".join(CHECKS) + " (static analysis not yet part of this build)")
+        reasons.append(
+            "passed: " + ", ".join(CHECKS) + " (static analysis not yet part of this build)"
+        )
     return ValidationReport(
         plan_id=plan.plan_id,
         verdict=verdict,
@@ -111,7 +115,8 @@ async def validate(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """VALIDATING -> READY_FOR_APPLY on PASS, -> BLOCKED on FAIL."""
     ctx = runtime.context
     plan, build = state["plan"], state["build"]
-    assert plan is not None and build is not None
+    assert plan is not None
+    assert build is not None
     now = ctx.clock()
     report = evaluate_plan(
         plan, load_plan_json(Path(build.workspace)), state["goal"].budget.monthly_usd, now

@@ -55,7 +55,7 @@ def check_region(value: str) -> str:
         return value
     close = difflib.get_close_matches(value, sorted(AWS_REGIONS), n=1)
     hint = f"did you mean '{close[0]}'?" if close else "use a region name such as 'eu-west-1'"
-    raise ValueError(f"unknown AWS region '{value}': {hint}")
+    raise ValueError(f"unknown AWS region '{value}'; {hint}")
 
 
 Region = Annotated[str, Field(min_length=1, max_length=32, examples=["eu-west-1"])]

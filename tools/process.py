@@ -81,7 +81,8 @@ async def run_process(
             if cb is not None:
                 cb(line)
 
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     pumps = asyncio.gather(
         pump(proc.stdout, stdout_lines, on_stdout_line),
         pump(proc.stderr, stderr_lines, None),

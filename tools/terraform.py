@@ -168,7 +168,9 @@ class TerraformRunner:
         try:
             return str(json.loads(result.stdout)["terraform_version"])
         except (ValueError, KeyError) as exc:
-            raise ToolError(f"unexpected `terraform version -json` output: {result.stdout[:200]}") from exc
+            raise ToolError(
+                f"unexpected `terraform version -json` output: {result.stdout[:200]}"
+            ) from exc
 
     async def init(self, workdir: Path, progress: Progress | None = None) -> StepResult:
         result = await self._run(
@@ -207,7 +209,14 @@ class TerraformRunner:
         *,
         destroy: bool = False,
     ) -> PlanOutcome:
-        args = ["plan", "-json", "-input=false", "-no-color", "-detailed-exitcode", f"-out={planfile}"]
+        args = [
+            "plan",
+            "-json",
+            "-input=false",
+            "-no-color",
+            "-detailed-exitcode",
+            f"-out={planfile}",
+        ]
         if destroy:
             args.append("-destroy")
         result = await self._run(args, workdir, self.plan_timeout_s, progress)
@@ -221,7 +230,9 @@ class TerraformRunner:
         )
 
     async def show_plan(self, workdir: Path, planfile: str) -> dict[str, Any]:
-        result = await self._run(["show", "-json", "-no-color", planfile], workdir, self.plan_timeout_s)
+        result = await self._run(
+            ["show", "-json", "-no-color", planfile], workdir, self.plan_timeout_s
+        )
         if result.returncode != 0:
             raise ToolError(f"terraform show failed: {(result.stderr or result.stdout)[:500]}")
         try:
@@ -279,9 +290,7 @@ def _json_message(line: str) -> str | None:
 def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
     rng = raw.get("range") or {}
     severity = (
-        DiagnosticSeverity.WARNING
-        if raw.get("severity") == "warning"
-        else DiagnosticSeverity.ERROR
+        DiagnosticSeverity.WARNING if raw.get("severity") == "warning" else DiagnosticSeverity.ERROR
     )
     return Diagnostic(
         severity=severity,

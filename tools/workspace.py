@@ -92,7 +92,11 @@ def _s3_bucket(c: Component) -> tuple[list[Block], list[Block]]:
                 Block(
                     "versioning_configuration",
                     (),
-                    [Attr("status", "Enabled" if c.params.get("versioning", True) else "Suspended")],
+                    [
+                        Attr(
+                            "status", "Enabled" if c.params.get("versioning", True) else "Suspended"
+                        )
+                    ],
                 ),
             ],
         ),

@@ -1,0 +1,36 @@
+"""POST /v1/goals: submit a GoalStatement, get a run."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import ServicesDep
+from api.errors import ErrorBody
+from crew.service import submit_goal
+from schemas.goal import GoalStatement
+from schemas.run import RunCreated
+
+router = APIRouter(prefix="/v1", tags=["goals"])
+
+
+@router.post(
+    "/goals",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunCreated,
+    responses={
+        200: {"model": RunCreated, "description": "This goal_id was submitted before."},
+        409: {"model": ErrorBody, "description": "goal_id reused for a different goal."},
+        422: {"model": ErrorBody, "description": "The goal does not match GoalStatement v0.1."},
+    },
+)
+async def create_goal(goal: GoalStatement, services: ServicesDep, response: Response) -> RunCreated:
+    """Accept a goal; a worker designs, builds and validates it, then waits at the gate.
+
+    Sending the same `goal_id` again returns the same run (200) instead of a new one."""
+    record, created = await submit_goal(services, goal)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/runs/{record.run_id}"
+    return RunCreated(
+        run_id=record.run_id, goal_id=record.goal_id, state=record.state, created=created
+    )

@@ -1,0 +1,39 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from crew.errors import CrewError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Postgres answers and terraform is where settings say; 503 names what is missing."""
+    checks: dict[str, str] = {}
+    try:
+        async with services.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {exc}"
+    try:
+        services.context.terraform.check()
+        checks["terraform"] = "ok"
+    except CrewError as exc:
+        checks["terraform"] = str(exc)
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        status_code=200 if ready else 503,
+        content={"status": "ready" if ready else "not ready", "checks": checks},
+    )

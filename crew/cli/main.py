@@ -1,0 +1,339 @@
+"""`crew`: run the service, drive runs, decide at the gate, inspect, export contracts.
+
+Exit codes: 0 success; 1 the run ended badly or an error occurred; 2 bad input (a goal that
+does not validate, an unknown run id, bad settings); 4 conflict (the run is not waiting, or
+was already decided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from crew.cli.render import err, out, print_json, print_run, runs_table, state_text
+from crew.container import Services, open_services
+from crew.errors import CrewError, RunConflictError, RunNotFoundError
+from crew.inputs import InputError, load_goal, problems_from_errors
+from crew.logs import configure_logging
+from crew.service import decide, run_detail, submit_goal
+from crew.settings import Settings
+from crew.worker import Worker
+from schemas.approval import Channel, Decision
+from schemas.run import RunDetail
+from schemas.states import ACTIVE_STATES, ConductorState
+
+app = typer.Typer(
+    name="crew",
+    help=(
+        "infra-crew: goal in, reviewed Terraform out. Submit a GoalStatement (JSON), the crew "
+        "designs, builds and validates it, then waits for a human to approve before applying.\n\n"
+        "Quick start: `crew run examples/goal-object-storage.json`, then `crew approve RUN_ID`.\n\n"
+        "Configuration comes from CREW_* environment variables (see README); with no "
+        "CREW_DATABASE_URL an embedded PostgreSQL starts under CREW_DATA_DIR."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+schema_app = typer.Typer(help="Artifact contracts (JSON Schema).", no_args_is_help=True)
+diagram_app = typer.Typer(help="Generated Mermaid diagrams.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+app.add_typer(diagram_app, name="diagram")
+
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def fail(code: int, message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = problems_from_errors(exc.errors(include_url=False))
+        details = "; ".join(
+            f"CREW_{p.field.upper()}: {p.problem}" if p.field else p.problem for p in problems
+        )
+        fail(2, f"bad settings: {details}")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command body; map the project's errors to exit codes, never a traceback."""
+    try:
+        return asyncio.run(coro)
+    except InputError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
+            err.print(f"  fix: {problem.fix}")
+        raise typer.Exit(2) from exc
+    except RunNotFoundError as exc:
+        fail(2, str(exc))
+    except RunConflictError as exc:
+        fail(4, str(exc))
+    except CrewError as exc:
+        fail(1, str(exc))
+    except KeyboardInterrupt:
+        fail(130, "interrupted; the run continues from its last checkpoint next time")
+
+
+async def _with_services(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
+    async with open_services(settings) as services:
+        return await body(services)
+
+
+async def _drive_here(services: Services, run_id: str, show_progress: bool) -> None:
+    """Drive the run in this process if no other worker holds it, else wait for it to stop."""
+    worker = Worker(services)
+    claimed = await services.runs.claim(run_id, worker.worker_id, services.settings.lease_ttl_s)
+    use_status = show_progress and out.is_terminal
+    status = err.status("starting", spinner="dots") if use_status else None
+    if status is not None:
+        status.start()
+
+    def on_event(kind: str, node: str, payload: Any) -> None:
+        if status is not None:
+            status.update(f"[bold]{node}[/bold] {payload if kind == 'progress' else 'done'}"[:160])
+
+    try:
+        if claimed is not None:
+            await worker.drive_and_release(claimed, on_event)
+        else:
+            await _wait_for_stop(services, run_id, on_event)
+    finally:
+        if status is not None:
+            status.stop()
+
+
+async def _wait_for_stop(
+    services: Services, run_id: str, on_event: Callable[[str, str, Any], None]
+) -> None:
+    while True:
+        record = await services.runs.get(run_id)
+        busy = record.state in ACTIVE_STATES or (
+            record.state is ConductorState.WAIT_FOR_APPROVE and record.decision is not None
+        )
+        if not busy or record.last_error:
+            return
+        on_event("progress", "worker", f"{record.state.value} (driven by {record.lease_owner})")
+        await asyncio.sleep(0.5)
+
+
+def _show(detail: RunDetail, as_json: bool) -> None:
+    if as_json:
+        print_json(detail)
+    else:
+        print_run(detail)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CREW_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CREW_PORT).")] = None,
+) -> None:
+    """Run the REST API and a worker in one process (OpenAPI at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+        )
+    except CrewError as exc:
+        fail(1, str(exc))
+
+
+@app.command()
+def run(
+    goal_file: Annotated[Path, typer.Argument(help="GoalStatement JSON file.", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a goal and drive it here to the approval gate; prints the plan and verdict.
+
+    Exit 0 at the gate, 1 when the run is BLOCKED (the output says why), 2 for a bad goal."""
+    settings = load_settings()
+    configure_logging("WARNING")
+    goal = run_async(_load(goal_file))
+
+    async def body(services: Services) -> RunDetail:
+        record, _ = await submit_goal(services, goal)
+        await _drive_here(services, record.run_id, not as_json)
+        return await run_detail(services, record.run_id, with_audit=as_json)
+
+    detail = run_async(_with_services(settings, body))
+    _show(detail, as_json)
+    raise typer.Exit(
+        0 if detail.state in (ConductorState.WAIT_FOR_APPROVE, ConductorState.DONE) else 1
+    )
+
+
+async def _load(path: Path) -> Any:
+    return load_goal(path)
+
+
+def _decide_command(
+    run_id: str, decision: Decision, actor: str, reason: str | None, wait: bool, as_json: bool
+) -> None:
+    settings = load_settings()
+    configure_logging("WARNING")
+
+    async def body(services: Services) -> RunDetail:
+        await decide(services, run_id, decision, actor=actor, channel=Channel.CLI, reason=reason)
+        if wait:
+            await _drive_here(services, run_id, not as_json)
+        return await run_detail(services, run_id, with_audit=as_json)
+
+    detail = run_async(_with_services(settings, body))
+    _show(detail, as_json)
+    bad = (ConductorState.FAILED, ConductorState.ROLLBACK, ConductorState.BLOCKED)
+    raise typer.Exit(
+        1
+        if detail.state in bad
+        or (detail.state is ConductorState.DONE and detail.artifacts.rollback_result)
+        else 0
+    )
+
+
+ActorOpt = Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Drive the run here until it stops.")
+]
+
+
+@app.command()
+def approve(
+    run_id: str,
+    actor: ActorOpt = "cli",
+    reason: ReasonOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a run waiting at the gate; it applies exactly the validated plan."""
+    _decide_command(run_id, Decision.APPROVE, actor, reason, wait, as_json)
+
+
+@app.command()
+def reject(
+    run_id: str,
+    actor: ActorOpt = "cli",
+    reason: ReasonOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a run waiting at the gate; nothing is applied."""
+    _decide_command(run_id, Decision.REJECT, actor, reason, wait, as_json)
+
+
+@app.command("runs")
+def list_runs(
+    state: Annotated[ConductorState | None, typer.Option(help="Only runs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+    settings = load_settings()
+    configure_logging("WARNING")
+
+    async def body(services: Services) -> list[Any]:
+        return [r.to_summary() for r in await services.runs.list_runs(state=state, limit=limit)]
+
+    summaries = run_async(_with_services(settings, body))
+    if as_json:
+        print_json(summaries)
+    else:
+        out.print(runs_table(summaries))
+
+
+@app.command()
+def show(run_id: str, as_json: JsonOpt = False) -> None:
+    """Show a run: plan, build, validation, decision, apply, and what to do next."""
+    settings = load_settings()
+    configure_logging("WARNING")
+    detail = run_async(
+        _with_services(settings, lambda s: run_detail(s, run_id, with_audit=as_json))
+    )
+    _show(detail, as_json)
+
+
+@app.command()
+def audit(
+    run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """The append-only audit log: who moved which run where, and when."""
+    settings = load_settings()
+    configure_logging("WARNING")
+    records = run_async(_with_services(settings, lambda s: s.runs.audit(run, limit)))
+    if as_json:
+        print_json(records)
+        return
+    for r in records:
+        came = r.from_state.value if r.from_state else "-"
+        out.print(
+            f"{r.at:%Y-%m-%d %H:%M:%S}  {r.run_id}  #{r.seq:<3} {r.event.value:<20} "
+            f"{came} -> {state_text(r.to_state)}  by {r.actor}"
+            + (f"  ({r.note[:80]})" if r.note else "")
+        )
+
+
+@schema_app.command("export")
+def schema_export(
+    check: Annotated[
+        bool, typer.Option(help="Only check the files are current (exit 1 if not).")
+    ] = False,
+) -> None:
+    """Write schemas/v0.1/*.schema.json from the pydantic models."""
+    from schemas.export import SCHEMA_DIR, export_schemas, stale_schemas
+
+    if check:
+        stale = stale_schemas()
+        if stale:
+            fail(1, f"out of date in {SCHEMA_DIR}: {', '.join(stale)}; run `crew schema export`")
+        out.print("schemas are up to date")
+        return
+    for path in export_schemas():
+        out.print(f"wrote {path}")
+
+
+@diagram_app.command("export")
+def diagram_export(
+    check: Annotated[
+        bool, typer.Option(help="Only check the files are current (exit 1 if not).")
+    ] = False,
+) -> None:
+    """Write docs/diagrams/src/conductor*.mmd from the compiled graph."""
+    from graph.diagram import DIAGRAM_DIR, export_diagrams, render_diagrams
+
+    if check:
+        stale = [
+            name
+            for name, text in render_diagrams().items()
+            if not (DIAGRAM_DIR / name).exists() or (DIAGRAM_DIR / name).read_text() != text
+        ]
+        if stale:
+            fail(1, f"out of date: {', '.join(stale)}; run `crew diagram export`")
+        out.print("diagrams are up to date")
+        return
+    for path in export_diagrams():
+        out.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
