@@ -8,8 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.deps import require_token
 from api.errors import install_error_handlers
 from api.routes import goals, health, runs
 from crew import __version__
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(goals.router)
-    app.include_router(runs.router)
+    app.include_router(goals.router, dependencies=[Depends(require_token)])
+    app.include_router(runs.router, dependencies=[Depends(require_token)])
     app.include_router(health.router)
     return app

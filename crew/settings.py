@@ -8,11 +8,11 @@ from __future__ import annotations
 import ipaddress
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (
@@ -56,8 +56,10 @@ class Settings(BaseSettings):
         description="Embedded Postgres data, Terraform workspaces, plugin cache.",
     )
     host: str = Field(default="127.0.0.1", description="Address `crew serve` binds.")
-    port: int = Field(default=8000, ge=0, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `crew serve` listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of `crew serve`."
+    )
 
     terraform_bin: Path | None = Field(
         default_factory=detect_terraform_bin, description="terraform binary (default: PATH)."
@@ -79,10 +81,21 @@ class Settings(BaseSettings):
     checkpoint_retention_days: float = Field(
         default=30, ge=0, description="Intermediate checkpoints of finished runs kept this long."
     )
-    retention_interval_s: float = Field(default=3600, gt=0)
-    api_tokens: list[str] = Field(
-        default_factory=list, description="Bearer tokens (required to bind beyond loopback)."
+    retention_interval_s: float = Field(
+        default=3600, gt=0, description="How often the retention job runs."
     )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens; when set, /v1 requires one "
+        "(required to bind beyond loopback).",
+    )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_bind(self) -> Settings:

@@ -77,15 +77,21 @@ def plan_goal(
     forecast = round(size_gb * S3_STANDARD_USD_PER_GB_MONTH, 2)
     cap = goal.budget.monthly_usd
     brake = round(cap * BRAKE_RATIO, 2)
-    if forecast > brake:
-        needed = round(forecast / BRAKE_RATIO + 0.005, 2)
+    if forecast > brake or brake <= 0:
+        # A budget under $0.00625 puts the brake below one cent: nothing can be approved.
+        needed = max(round(forecast / BRAKE_RATIO + 0.005, 2), 0.01)
+        why = (
+            f"the cheapest design costs ${forecast:.2f}/month, above the brake of "
+            f"${brake:.2f} (80 % of ${cap:.2f})"
+            if forecast > brake
+            else f"a budget of ${cap:g}/month puts the brake (80 % of it) below one cent"
+        )
         return DesignBlocked(
             goal_id=goal_id,
             reasons=[
                 BlockReason(
                     constraint="budget.monthly_usd",
-                    why=f"the cheapest design costs ${forecast:.2f}/month, above the brake of "
-                    f"${brake:.2f} (80 % of ${cap:.2f})",
+                    why=why,
                     suggestion=f"raise budget.monthly_usd to >= {needed:.2f}",
                 )
             ],

@@ -8,7 +8,7 @@ constructs from validated identifiers.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ class Ref:
     expr: str
 
     def __post_init__(self) -> None:
-        if not _REF.match(self.expr):
+        if not _REF.fullmatch(self.expr):
             raise ValueError(f"not a plain reference expression: {self.expr!r}")
 
 
@@ -54,13 +54,25 @@ class Block:
 
 
 def _check_ident(name: str) -> None:
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):
         raise ValueError(f"not an HCL identifier: {name!r}")
+
+
+#: HCL string escapes: JSON's, except that HCL has no `\b` or `\f` (terraform rejects them),
+#: so every other control character is written as `\uNNNN`.
+_ESCAPES = {
+    **{code: f"\\u{code:04x}" for code in range(0x20)},
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
 
 
 def quote(text: str) -> str:
     """An HCL string literal for `text`, with template sequences neutralised."""
-    encoded = json.dumps(text, ensure_ascii=False)
+    encoded = '"' + text.translate(_ESCAPES) + '"'
     return encoded.replace("${", "$${").replace("%{", "%%{")
 
 
@@ -70,8 +82,8 @@ def render_value(value: Value, depth: int) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        if isinstance(value, float) and not value == value:  # NaN
-            raise ValueError("NaN cannot be rendered")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} cannot be rendered as an HCL number")
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, str):
         return quote(value)
@@ -79,12 +91,21 @@ def render_value(value: Value, depth: int) -> str:
         if not value:
             return "{}"
         pad = INDENT * (depth + 1)
-        keys = [quote(str(k)) for k in value]
-        width = max(len(k) for k in keys)
-        lines = [
-            f"{pad}{key.ljust(width)} = {render_value(v, depth + 1)}"
-            for key, v in zip(keys, value.values(), strict=True)
-        ]
+        entries = [(quote(str(k)), render_value(v, depth + 1)) for k, v in value.items()]
+        lines: list[str] = []
+        run: list[tuple[str, str]] = []
+        # Like attributes: a run of single-line entries aligns on `=`; a multi-line value
+        # is not padded and ends the run (what `terraform fmt` does). The final
+        # multi-line sentinel flushes the last run.
+        for key, text in [*entries, ("", "\n")]:
+            if "\n" not in text:
+                run.append((key, text))
+                continue
+            width = max((len(k) for k, _ in run), default=0)
+            lines += [f"{pad}{k.ljust(width)} = {t}" for k, t in run]
+            run.clear()
+            if key:
+                lines.append(f"{pad}{key} = {text}")
         return "{\n" + "\n".join(lines) + "\n" + INDENT * depth + "}"
     if isinstance(value, Sequence):
         return "[" + ", ".join(render_value(v, depth) for v in value) + "]"

@@ -62,6 +62,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            restore_signals=False,
         )
     except FileNotFoundError as exc:
         raise ToolNotFoundError(f"program not found: {argv[0]}") from exc

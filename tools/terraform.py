@@ -9,9 +9,12 @@ new workspace links the provider instead of copying it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,7 @@ class TerraformRunner:
         self.apply_timeout_s = apply_timeout_s
         self._base_env = dict(env)
         self._configured = False
+        self._init_lock = asyncio.Lock()
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -172,10 +176,37 @@ class TerraformRunner:
                 f"unexpected `terraform version -json` output: {result.stdout[:200]}"
             ) from exc
 
+    @contextlib.asynccontextmanager
+    async def _plugin_cache_lock(self) -> AsyncIterator[None]:
+        """Hold the shared plugin cache for one `terraform init`.
+
+        Terraform documents its plugin cache as not safe for concurrent `init`s (two at once
+        fail with "failed to create directory ... file exists"), and every worker task and every
+        crew process on this data dir shares one cache. An asyncio lock orders this process's
+        tasks; a non-blocking flock polled with sleeps orders processes and stays cancellable.
+        """
+        async with self._init_lock:
+            self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+            with (self.plugin_cache_dir / ".crew-init.lock").open("a") as handle:
+                while True:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(0.05)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
     async def init(self, workdir: Path, progress: Progress | None = None) -> StepResult:
-        result = await self._run(
-            ["init", "-json", "-input=false", "-no-color"], workdir, self.plan_timeout_s, progress
-        )
+        async with self._plugin_cache_lock():
+            result = await self._run(
+                ["init", "-json", "-input=false", "-no-color"],
+                workdir,
+                self.plan_timeout_s,
+                progress,
+            )
         diagnostics = _stream_diagnostics(result)
         if result.returncode != 0 and self.plugin_dir is None:
             diagnostics.append(

@@ -1,0 +1,34 @@
+"""Plain helpers and constants shared by the unit tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.goal import GoalStatement
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+ARTIFACT_EXAMPLES = EXAMPLES / "artifacts"
+FIXTURES = ROOT / "tests" / "fixtures"
+TF_FIXTURES = FIXTURES / "terraform"
+
+#: The run every example artifact and recorded terraform fixture belongs to.
+EXAMPLE_RUN_ID = "20261124T182440-5f3c9a1e"
+EXAMPLE_PLAN_ID = f"{EXAMPLE_RUN_ID}-r1"
+
+
+def goal_dict(name: str = "goal-object-storage.json", **changes: Any) -> dict[str, Any]:
+    """An example goal as a dict, with top-level fields replaced."""
+    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    data.update(changes)
+    return data
+
+
+def make_goal(name: str = "goal-object-storage.json", **changes: Any) -> GoalStatement:
+    return GoalStatement.model_validate(goal_dict(name, **changes))
+
+
+def tf_fixture(name: str) -> str:
+    return (TF_FIXTURES / name).read_text(encoding="utf-8")

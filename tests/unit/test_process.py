@@ -1,0 +1,213 @@
+"""tools/process.run_process with real /bin/sh and python children.
+
+A timeout or a cancellation must take the child's whole process group with it: terraform
+starts provider plugins, and an orphaned provider would keep working on the cloud.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import tools.process
+from crew.errors import ToolNotFoundError, ToolTimeoutError
+from tools.process import run_process
+
+SH = "/bin/sh"
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+#: A child that starts a grandchild, prints the grandchild's pid, and waits for it.
+SPAWNS_GRANDCHILD = 'sleep 60 & echo "$!"; echo started; wait'
+
+
+def same_directory(a: str, b: Path) -> bool:
+    return Path(a).resolve() == b.resolve()
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+async def wait_until_gone(pid: int, attempts: int = 200) -> bool:
+    """Poll briefly for the kernel to finish a kill (not a timing assertion: it only bounds
+    how long a broken kill takes to show up as a failure)."""
+    for _ in range(attempts):
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.025)
+    return not alive(pid)
+
+
+@pytest.fixture
+async def reaper() -> AsyncIterator[list[int]]:
+    """Pids a test started; whatever is still running afterwards is killed."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, 9)
+
+
+async def test_captures_stdout_lines_stderr_and_exit_code(tmp_path: Path) -> None:
+    seen: list[str] = []
+    result = await run_process(
+        [SH, "-c", 'echo one; echo "two  words"; echo oops >&2; printf last; exit 3'],
+        cwd=tmp_path,
+        env=ENV,
+        timeout_s=30,
+        on_stdout_line=seen.append,
+    )
+    assert result.returncode == 3
+    assert seen == ["one", "two  words", "last"]
+    assert result.stdout == "one\ntwo  words\nlast"
+    assert result.stderr == "oops"
+    assert result.argv[0] == SH
+    assert result.duration_s >= 0
+
+
+async def test_runs_in_cwd_with_exactly_the_given_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREW_TEST_SECRET", "must-not-leak")
+    result = await run_process(
+        [sys.executable, "-c", "import os; print(os.getcwd()); print(sorted(os.environ))"],
+        cwd=tmp_path,
+        env={"ONLY_THIS": "1"},
+        timeout_s=30,
+    )
+    cwd, names = result.stdout.splitlines()
+    assert same_directory(cwd, tmp_path)
+    assert "CREW_TEST_SECRET" not in names
+    assert "'ONLY_THIS'" in names
+
+
+async def test_stdin_is_closed(tmp_path: Path) -> None:
+    result = await run_process([SH, "-c", "cat; echo done"], cwd=tmp_path, env=ENV, timeout_s=30)
+    assert result.stdout == "done"
+
+
+async def test_invalid_utf8_is_replaced_not_fatal(tmp_path: Path) -> None:
+    result = await run_process(
+        [SH, "-c", r"printf 'ok \377\n'"], cwd=tmp_path, env=ENV, timeout_s=30
+    )
+    assert result.stdout == "ok \ufffd"
+
+
+async def test_kept_output_is_truncated_to_the_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tools.process, "MAX_KEPT_OUTPUT", 10)
+    lines: list[str] = []
+    result = await run_process(
+        [SH, "-c", "for i in 1 2 3 4 5 6 7 8 9; do echo line$i; done"],
+        cwd=tmp_path,
+        env=ENV,
+        timeout_s=30,
+        on_stdout_line=lines.append,
+    )
+    assert len(lines) == 9  # the callback saw everything
+    assert result.stdout == "ine8\nline9"  # the last 10 characters
+    assert lines[-1] == "line9"
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path, reaper: list[int]) -> None:
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line.isdigit():
+            reaper.append(int(line))
+
+    with pytest.raises(ToolTimeoutError, match=r"ran longer than 1\.5s and was stopped"):
+        await run_process(
+            [SH, "-c", SPAWNS_GRANDCHILD],
+            cwd=tmp_path,
+            env=ENV,
+            timeout_s=1.5,
+            on_stdout_line=on_line,
+        )
+    assert lines[-1] == "started", "the child did not get to start its grandchild"
+    (grandchild,) = reaper
+    assert await wait_until_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+
+
+async def test_a_child_ignoring_sigterm_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reaper: list[int]
+) -> None:
+    monkeypatch.setattr(tools.process, "KILL_GRACE_S", 0.2)
+    script = "trap '' TERM; echo $$; sleep 60 & echo $!; echo started; wait; wait; wait"
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line.isdigit():
+            reaper.append(int(line))
+
+    with pytest.raises(ToolTimeoutError):
+        await run_process(
+            [SH, "-c", script], cwd=tmp_path, env=ENV, timeout_s=1.5, on_stdout_line=on_line
+        )
+    assert lines[-1] == "started"
+    child, grandchild = reaper
+    assert await wait_until_gone(child), "the child trapping SIGTERM survived"
+    assert await wait_until_gone(grandchild)
+
+
+async def test_cancellation_kills_the_whole_process_group(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    started = asyncio.Event()
+
+    def on_line(line: str) -> None:
+        if line.isdigit():
+            reaper.append(int(line))
+        if line == "started":
+            started.set()
+
+    task = asyncio.create_task(
+        run_process(
+            [SH, "-c", "echo $$; " + SPAWNS_GRANDCHILD],
+            cwd=tmp_path,
+            env=ENV,
+            timeout_s=120,
+            on_stdout_line=on_line,
+        )
+    )
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    child, grandchild = reaper
+    assert await wait_until_gone(child), f"child {child} survived the cancellation"
+    assert await wait_until_gone(grandchild), f"grandchild {grandchild} survived"
+
+
+async def test_missing_program(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-terraform")
+    with pytest.raises(ToolNotFoundError, match=f"program not found: {missing}") as info:
+        await run_process([missing, "version"], cwd=tmp_path, env=ENV, timeout_s=30)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+async def test_program_that_is_not_executable(tmp_path: Path) -> None:
+    script = tmp_path / "terraform"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    with pytest.raises(ToolNotFoundError, match="not executable"):
+        await run_process([str(script)], cwd=tmp_path, env=ENV, timeout_s=30)
