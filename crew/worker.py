@@ -56,8 +56,11 @@ class Worker:
             if run.decision is None:
                 return run.state  # waiting for a human; nothing to do
             graph_input = Command(resume=run.decision.model_dump(mode="json"))
-        elif snapshot.next:
-            graph_input = None  # continue from the last checkpoint (after a crash)
+        elif snapshot.tasks:
+            # Continue from the last checkpoint (after a crash). Not `snapshot.next`: it leaves
+            # out tasks whose writes were saved before their step's checkpoint was, and a run
+            # stopped in that window would otherwise never move again.
+            graph_input = None
         else:
             return run.state
 

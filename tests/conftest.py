@@ -122,9 +122,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def services(
-    database_url: str, make_settings: Callable[..., Settings]
+    aws_env: dict[str, str], database_url: str, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Services]:
-    """The real wiring on a fresh database (bring-your-own-Postgres path)."""
+    """The real wiring on a fresh database (bring-your-own-Postgres path), with terraform's
+    AWS provider pointed at moto (the environment is read when the services open)."""
     async with open_services(make_settings(database_url=database_url), role="test") as svc:
         yield svc
 
