@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.deps import require_token
+from api.deps import current_principal
 from api.errors import install_error_handlers
-from api.routes import goals, health, runs
+from api.routes import goals, health, metrics, runs, slack
 from crew import __version__
-from crew.container import open_services
+from crew.conductor import Conductor
+from crew.container import Services, open_services
 from crew.settings import Settings
 from crew.worker import Worker
 
@@ -29,19 +30,20 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         async with open_services(settings, role="serve" if run_worker else "api") as services:
             app.state.services = services
             stop = asyncio.Event()
-            worker_task = None
             if run_worker:
-                worker = Worker(services)
+                worker = Worker(services, role="serve")
                 app.state.worker = worker
                 worker_task = asyncio.create_task(worker.run_forever(stop))
+            else:  # API only: still beats, relays and watches the workers (crew/conductor.py)
+                conductor = Conductor(services, role="api")
+                worker_task = asyncio.create_task(conductor.run_forever(stop))
             logger.info("infra-crew ready (%s)", services.database)
             try:
                 yield
             finally:
                 stop.set()
-                if worker_task is not None:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker_task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
 
     app = FastAPI(
         title="infra-crew",
@@ -50,7 +52,20 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(goals.router, dependencies=[Depends(require_token)])
-    app.include_router(runs.router, dependencies=[Depends(require_token)])
+    # /v1 needs a bearer token (when tokens are configured); /slack verifies Slack's signature.
+    app.include_router(goals.router, dependencies=[Depends(current_principal)])
+    app.include_router(runs.router, dependencies=[Depends(current_principal)])
+    app.include_router(slack.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    return app
+
+
+def create_metrics_app(services: Services) -> FastAPI:
+    """Only /metrics, for `crew worker` (CREW_METRICS_PORT): the same route and token rules as
+    the API's, on services the worker already opened."""
+    app = FastAPI(title="infra-crew worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(metrics.router)
     return app

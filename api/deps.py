@@ -1,13 +1,20 @@
-"""Dependencies of route handlers, as `Annotated` aliases."""
+"""Dependencies of route handlers, as `Annotated` aliases: services and the caller's identity.
+
+Every /v1 request is authenticated by its bearer token (`CREW_API_TOKENS`, compared by hash;
+see crew/gate/access.py). Without configured tokens, which settings only allow on a loopback
+address, every caller is the principal `local` with the approver role.
+"""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from crew.container import Services
+from crew.errors import ForbiddenError, UnauthenticatedError
+from crew.gate.access import LOCAL_PRINCIPAL, Principal, Role, authenticate
 
 
 def get_services(request: Request) -> Services:
@@ -18,22 +25,35 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_token(request: Request) -> None:
-    """When CREW_API_TOKENS is set, every /v1 call needs `Authorization: Bearer <token>`.
-
-    (Roles and hashed tokens come with the approval-gate work; this is the minimum that
-    makes binding beyond loopback safe.)"""
-    services: Services = request.app.state.services
+def current_principal(request: Request, services: ServicesDep) -> Principal:
+    """Who is calling: the principal of the presented bearer token (401 without one)."""
     tokens = services.settings.api_tokens
     if not tokens:
-        return
+        return Principal(name=LOCAL_PRINCIPAL, role=Role.APPROVER)
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and any(
-        hmac.compare_digest(presented.encode(), t.get_secret_value().encode()) for t in tokens
-    ):
-        return
-    raise HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="missing or unknown bearer token (send Authorization: Bearer <token>)",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    principal = authenticate(tokens, presented.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise UnauthenticatedError(
+            "missing or unknown bearer token (send Authorization: Bearer <token>)"
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets through callers whose role includes `role` (403 otherwise)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not principal.role.allows(role):
+            raise ForbiddenError(
+                f"'{principal.name}' has the {principal.role.value} role; this needs {role.value}"
+            )
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require_role(Role.VIEWER))]
+Submitter = Annotated[Principal, Depends(require_role(Role.SUBMITTER))]

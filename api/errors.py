@@ -9,7 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from crew.errors import CrewError, DatabaseError, RunConflictError, RunNotFoundError
+from crew.errors import (
+    CrewError,
+    DatabaseError,
+    ForbiddenError,
+    RunConflictError,
+    RunNotFoundError,
+    StalePlanError,
+    UnauthenticatedError,
+)
 from crew.inputs import InputError, problems_from_errors
 
 logger = logging.getLogger(__name__)
@@ -51,6 +59,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RunConflictError)
     async def _conflict(_: Request, exc: RunConflictError) -> JSONResponse:
         return JSONResponse(status_code=409, content=_body("conflict", str(exc)))
+
+    @app.exception_handler(UnauthenticatedError)
+    async def _unauthenticated(_: Request, exc: UnauthenticatedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content=_body("unauthenticated", str(exc)),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return JSONResponse(status_code=403, content=_body("forbidden", str(exc)))
+
+    @app.exception_handler(StalePlanError)
+    async def _stale(_: Request, exc: StalePlanError) -> JSONResponse:
+        return JSONResponse(status_code=409, content=_body("stale_plan", str(exc)))
 
     @app.exception_handler(DatabaseError)
     async def _database(_: Request, exc: DatabaseError) -> JSONResponse:

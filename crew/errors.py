@@ -28,6 +28,59 @@ class ToolTimeoutError(ToolError):
     """An external program ran past its time limit and was killed."""
 
 
+class LlmError(ToolError):
+    """The LLM endpoint failed (HTTP error, refused request, unreachable).
+
+    Not a design outcome: the goal is fine, the planner could not be asked. The design node
+    lets it propagate so the worker retries the run with back-off (see nodes/atlas.py).
+    """
+
+
+class LlmTimeoutError(LlmError, ToolTimeoutError):
+    """The LLM endpoint did not answer within CREW_LLM_TIMEOUT_S."""
+
+
+class SlackError(ToolError):
+    """Slack's Web API (or a response_url) refused or did not answer; `retryable` says whether
+    trying again later can help (rate limit, server error, network) or not (bad token, unknown
+    channel)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class UnauthenticatedError(CrewError):
+    """No bearer token, or one no configured token matches (HTTP 401)."""
+
+
+class ForbiddenError(CrewError):
+    """The caller is known but their role does not allow this (HTTP 403)."""
+
+
+class GateRefusedError(ForbiddenError):
+    """Someone who may not decide at the gate tried to (logged in the gate log)."""
+
+    def __init__(self, actor: str, message: str) -> None:
+        super().__init__(message)
+        self.actor = actor
+
+
+class StalePlanError(CrewError):
+    """An approval for a plan that is no longer the one validated (newer revision, or the plan
+    file changed since): approving it would apply something nobody reviewed."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class BusError(CrewError):
+    """The event bus (Redis, NATS, or Postgres as a bus) is unreachable or refused an
+    operation. Never fatal to a run: events wait in the Postgres outbox and are relayed when
+    the bus is back; workers fall back to claiming runs from Postgres meanwhile."""
+
+
 class DatabaseError(CrewError):
     """Postgres is unreachable or refused an operation."""
 

@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crew.container import Services
+from crew.errors import RunConflictError
+from graph.state import transition
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, Channel, Decision
+from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.run import RunArtifacts, RunDetail
+from schemas.states import ConductorState
 
 _ARTIFACT_FIELDS = tuple(RunArtifacts.model_fields)
 
@@ -46,6 +50,69 @@ async def decide(
         at=services.context.clock(),
     )
     return await services.runs.record_decision(record)
+
+
+async def request_rollback(
+    services: Services,
+    run_id: str,
+    *,
+    actor: str,
+    channel: Channel,
+    reason: str | None = None,
+) -> RunRecord:
+    """Roll back a DONE run: record the request once, then move the run DONE -> ROLLBACK.
+
+    The transition is written as an update of the `apply` node (graph/graph.py declares it
+    there), through the auditing checkpointer like every other step, so the audit row, the
+    checkpoint and the run row change together; a worker then drives the `rollback` node,
+    which restores the stack to its state before the run's apply (for a first revision:
+    destroys what it created).
+    """
+    record = await services.runs.get(run_id)
+    if record.state is not ConductorState.DONE:
+        raise RunConflictError(
+            run_id, f"run {run_id} is {record.state.value}; only a DONE run can be rolled back"
+        )
+    config: Any = {"configurable": {"thread_id": run_id}}
+    values: dict[str, Any] = dict((await services.graph.aget_state(config)).values or {})
+    applied, undone = values.get("apply_result"), values.get("rollback_result")
+    if undone is not None and undone.ok:
+        raise RunConflictError(
+            run_id, f"run {run_id} was already rolled back at {undone.finished_at.isoformat()}"
+        )
+    if applied is None or not applied.ok:
+        raise RunConflictError(run_id, f"run {run_id} applied nothing that could be rolled back")
+    request = ApprovalDecision(
+        run_id=run_id,
+        decision=Decision.ROLLBACK,
+        actor=actor,
+        channel=channel,
+        reason=reason,
+        at=services.context.clock(),
+    )
+    await services.runs.record_rollback_request(request)
+    update = {
+        "rollback_request": request,
+        "conductor_state": ConductorState.ROLLBACK,
+        "error": None,
+        "transitions": [
+            transition(
+                values,  # type: ignore[arg-type]
+                ConductorState.ROLLBACK,
+                event=EventType.ROLLBACK_STARTED,
+                actor=actor,
+                at=request.at,
+                artifact="rollback_request",
+                note=reason or f"rollback requested via {channel.value}",
+            )
+        ],
+    }
+    try:
+        await services.graph.aupdate_state(config, update, as_node="apply")
+    except BaseException:
+        await services.runs.clear_rollback_request(run_id)
+        raise
+    return await services.runs.get(run_id)
 
 
 async def run_detail(services: Services, run_id: str, *, with_audit: bool = True) -> RunDetail:

@@ -6,13 +6,18 @@ Feature code receives a `Settings` (or values from it); it never reads `os.envir
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
+import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from crew.gate.access import ApiToken, check_unique, parse_token_entry
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (
@@ -38,6 +43,22 @@ def detect_plugin_dir() -> Path | None:
     return None
 
 
+def detect_mermaid_cli() -> Path | None:
+    """The Mermaid CLI (`mmdc`) on PATH, if any: plan diagrams are rendered to SVG with it."""
+    found = shutil.which("mmdc")
+    return Path(found) if found else None
+
+
+def detect_program(name: str, *, venv: bool = True) -> Path | None:
+    """`name` on PATH, else (with `venv`) installed beside this Python, as pip puts a
+    package's scripts there and `.venv/bin/crew` runs without the venv on PATH."""
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    beside = Path(sys.executable).parent / name
+    return beside if venv and beside.is_file() else None
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("infra-crew", appauthor=False))
 
@@ -45,7 +66,10 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """infra-crew configuration. Every field maps to `CREW_<FIELD>` (e.g. `CREW_DATABASE_URL`)."""
 
-    model_config = SettingsConfigDict(env_prefix="CREW_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a bad entry in CREW_API_TOKENS must not echo a token into logs.
+    model_config = SettingsConfigDict(
+        env_prefix="CREW_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -84,17 +108,261 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         default=3600, gt=0, description="How often the retention job runs."
     )
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+    api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer tokens; when set, /v1 requires one "
-        "(required to bind beyond loopback).",
+        description="Comma-separated bearer tokens with a principal and a role, each "
+        "`name:role:sha256:<hex>` (see `crew token new`) or `name:role:<token>`; roles are "
+        "viewer, submitter, approver. When set, /v1 requires one (and binding beyond "
+        "loopback requires them).",
     )
+
+    # -- Atlas, the architect (planner choice and the LLM endpoint) -----------------------
+    planner: Literal["auto", "catalog", "llm"] = Field(
+        default="auto",
+        description="Who designs: the offline catalog planner, the LLM planner, or auto "
+        "(the LLM when CREW_LLM_MODEL is set, else the catalog).",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Model name for the LLM planner (e.g. gpt-4o-mini, or a vLLM/Ollama model).",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="OpenAI-compatible endpoint (vLLM, Ollama, LM Studio); unset: OpenAI.",
+    )
+    llm_timeout_s: float = Field(
+        default=60, gt=0, le=900, description="Limit for one LLM request (seconds)."
+    )
+    llm_max_retries: int = Field(
+        default=2, ge=0, le=10, description="HTTP-level retries of a failed LLM request."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("openai_api_key", "CREW_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key of the LLM endpoint; the standard OPENAI_API_KEY is honoured.",
+    )
+    mermaid_cli: Path | None = Field(
+        default_factory=detect_mermaid_cli,
+        description="Mermaid CLI (mmdc) that renders plan diagrams to SVG (default: PATH).",
+    )
+
+    # -- Sentinel, the validator (static analysis, org policy, cost) ----------------------
+    policy_file: Path | None = Field(
+        default=None,
+        description="Org policy YAML for Sentinel; unset: the shipped default "
+        "(sentinel/data/default-policy.yaml).",
+    )
+    checkov_mode: Literal["in_process", "cli"] = Field(
+        default="in_process",
+        description="Run checkov through its Python API (fast) or as a subprocess; custom "
+        "checks always run in a subprocess.",
+    )
+    checkov_bin: Path | None = Field(
+        default_factory=lambda: detect_program("checkov"),
+        description="checkov CLI for cli mode and custom checks (default: PATH or this venv).",
+    )
+    extra_scanners: bool = Field(
+        default=True, description="Also run trivy / tfsec when they are installed."
+    )
+    trivy_bin: Path | None = Field(
+        default_factory=lambda: detect_program("trivy", venv=False),
+        description="trivy binary (default: PATH).",
+    )
+    tfsec_bin: Path | None = Field(
+        default_factory=lambda: detect_program("tfsec", venv=False),
+        description="tfsec binary (default: PATH).",
+    )
+    conftest_bin: Path | None = Field(
+        default_factory=lambda: detect_program("conftest", venv=False),
+        description="Conftest binary for the policy's Rego directory (default: PATH).",
+    )
+    infracost_bin: Path | None = Field(
+        default_factory=lambda: detect_program("infracost", venv=False),
+        description="infracost binary; used for prices when INFRACOST_API_KEY is set.",
+    )
+    infracost_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "infracost_api_key", "CREW_INFRACOST_API_KEY", "INFRACOST_API_KEY"
+        ),
+        description="Infracost API key; the standard INFRACOST_API_KEY is honoured.",
+    )
+    scan_timeout_s: float = Field(
+        default=300, gt=0, description="Limit for one scanner run (checkov, trivy, ...)."
+    )
+
+    # -- Forge, the builder (Terraform state backend, stack locks) -------------------------
+    tf_backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where Terraform state lives: local files under the data dir, or an S3 "
+        "bucket (teams; set the CREW_TF_STATE_* variables).",
+    )
+    tf_state_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="S3 bucket for Terraform state (CREW_TF_BACKEND=s3).",
+    )
+    tf_state_key_prefix: str = Field(
+        default="infra-crew",
+        pattern=r"^[A-Za-z0-9!_.*'()/-]{1,200}$",
+        description="Key prefix of state objects: <prefix>/<stack>/terraform.tfstate.",
+    )
+    tf_state_region: str | None = Field(
+        default=None, description="Region of the state bucket (CREW_TF_BACKEND=s3)."
+    )
+    tf_state_dynamodb_table: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+        description="DynamoDB table for Terraform's state lock (or CREW_TF_STATE_USE_LOCKFILE).",
+    )
+    tf_state_use_lockfile: bool = Field(
+        default=False, description="Lock state with an S3 lock file (terraform >= 1.10)."
+    )
+    tf_state_use_path_style: bool = Field(
+        default=False, description="Path-style S3 URLs (S3-compatible stores, moto)."
+    )
+    stack_lock_wait_s: float = Field(
+        default=600,
+        ge=0,
+        description="How long a plan/apply/rollback waits for another run's lock on the same "
+        "stack before giving up (and retrying later).",
+    )
+
+    # -- The gate (approvers, Slack, approval expiry) -------------------------------------
+    approvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated identities that may approve, reject and roll back: Slack "
+        "user ids (U012ABCDEF) and REST principals (token names), optionally prefixed with "
+        "the channel (slack:U012ABCDEF, rest:alice, cli:bob). Unset: REST needs only the "
+        "approver role, Slack decides nothing.",
+    )
+    approval_ttl: timedelta = Field(
+        default=timedelta(hours=72),
+        description="A run waiting at the gate longer than this is rejected (actor "
+        "'conductor'); e.g. 72h, 3d, 90m, or seconds.",
+    )
+    gate_interval_s: float = Field(
+        default=30,
+        gt=0,
+        description="How often the worker expires runs past CREW_APPROVAL_TTL and checks "
+        "rollback SLAs.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Slack app signing secret; enables POST /slack/commands and "
+        "/slack/interactions (every request is verified with it).",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="Slack bot token (xoxb-...); with CREW_SLACK_CHANNEL, runs at the gate "
+        "are posted there with Approve/Reject buttons.",
+    )
+    slack_channel: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="Slack channel id (or #name) the gate messages go to.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        pattern=r"^https?://\S+/$",
+        description="Base URL of Slack's Web API, ending in '/' (tests point it at a local "
+        "server).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Where humans reach this service (links in Slack messages); unset: "
+        "http://CREW_HOST:CREW_PORT.",
+    )
+
+    # -- Event bus, run queue, heartbeats and metrics (scale-out) ---------------------------
+    bus_url: SecretStr = Field(
+        default=SecretStr("postgres"),
+        description="Where OpsEvents and the run queue go: `postgres` (the database itself), "
+        "`redis://[:password@]host:port/db` (Redis Streams) or `nats://host:port` (NATS "
+        "JetStream). Every event is first written to the Postgres outbox.",
+    )
+    bus_prefix: str = Field(
+        default="crew",
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="Prefix of every stream, subject and consumer group, so several "
+        "installations (and tests) can share one Redis or NATS.",
+    )
+    bus_ack_wait_s: float = Field(
+        default=60,
+        gt=0,
+        le=3600,
+        description="A message fetched but not acknowledged within this is delivered again "
+        "(to any consumer of the group).",
+    )
+    bus_maxlen: int = Field(
+        default=100_000,
+        ge=100,
+        description="Messages kept per stream (Redis XADD MAXLEN ~, NATS max_msgs).",
+    )
+    bus_dedupe_window_s: float = Field(
+        default=120,
+        gt=0,
+        description="An event id published twice within this is stored once (NATS duplicate "
+        "window; a Redis key per event id).",
+    )
+    bus_timeout_s: float = Field(
+        default=5, gt=0, le=120, description="Limit for one connect/publish/ack on Redis or NATS."
+    )
+    events_retention_days: float = Field(
+        default=7,
+        gt=0,
+        description="Outbox events already relayed and delivered are deleted after this "
+        "(heartbeats after an hour).",
+    )
+    heartbeat_s: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="Every worker and API process beats this often; after 3 missed beats a "
+        "worker is declared dead and its runs are handed to others.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`crew worker` serves Prometheus /metrics on this port (on CREW_HOST); "
+        "unset: none. The API serves /metrics on its own port.",
+    )
+    llm_input_usd_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of 1M prompt tokens of CREW_LLM_MODEL for the token-cost metric; "
+        "unset: the built-in price of well-known models, else 0.",
+    )
+    llm_output_usd_per_mtok: float | None = Field(
+        default=None, ge=0, description="Price of 1M completion tokens (see the input price)."
+    )
+
+    @field_validator("bus_url", mode="after")
+    @classmethod
+    def _known_bus(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url != "postgres" and not url.startswith(("redis://", "rediss://", "nats://", "tls://")):
+            raise ValueError(
+                "CREW_BUS_URL must be `postgres`, a redis:// (or rediss://) URL or a nats:// URL"
+            )
+        return value
 
     @field_validator("api_tokens", mode="before")
     @classmethod
-    def _split_tokens(cls, value: object) -> object:
+    def _parse_tokens(cls, value: object) -> object:
+        # Entries are parsed (and plain tokens hashed) here: nothing else sees a plain token.
         if isinstance(value, str):
-            return [t.strip() for t in value.split(",") if t.strip()]
+            value = [t.strip() for t in value.split(",") if t.strip()]
+        if isinstance(value, list | tuple):
+            tokens = [parse_token_entry(v) if isinstance(v, str) else v for v in value]
+            check_unique([t for t in tokens if isinstance(t, ApiToken)])
+            return tokens
         return value
 
     @model_validator(mode="after")
@@ -105,6 +373,99 @@ class Settings(BaseSettings):
                 "or keep CREW_HOST=127.0.0.1"
             )
         return self
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _split_approvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+    @field_validator("approval_ttl", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("approval_ttl")
+    @classmethod
+    def _positive_ttl(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero, e.g. 72h")
+        return value
+
+    @field_validator(
+        "slack_signing_secret", "slack_bot_token", "slack_channel", "public_url", mode="before"
+    )
+    @classmethod
+    def _empty_slack_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _slack_posting_needs_channel_and_secret(self) -> Settings:
+        if self.slack_bot_token is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("CREW_SLACK_CHANNEL", self.slack_channel),
+                ("CREW_SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(
+                f"CREW_SLACK_BOT_TOKEN needs {' and '.join(missing)} (where to post, and how "
+                "to verify the Approve/Reject clicks that come back)"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """Where humans reach the service (CREW_PUBLIC_URL, else the bind address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @field_validator("mermaid_cli", "llm_model", "llm_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `CREW_MERMAID_CLI=` switches SVG rendering off instead of meaning the current dir.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _llm_needs_a_model(self) -> Settings:
+        if self.planner == "llm" and self.llm_model is None:
+            raise ValueError("CREW_PLANNER=llm needs CREW_LLM_MODEL (the model to ask)")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_backend_needs_a_bucket(self) -> Settings:
+        if self.tf_backend != "s3":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("CREW_TF_STATE_BUCKET", self.tf_state_bucket),
+                ("CREW_TF_STATE_REGION", self.tf_state_region),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"CREW_TF_BACKEND=s3 needs {' and '.join(missing)}")
+        if not self.tf_state_dynamodb_table and not self.tf_state_use_lockfile:
+            raise ValueError(
+                "CREW_TF_BACKEND=s3 needs state locking: set CREW_TF_STATE_DYNAMODB_TABLE or "
+                "CREW_TF_STATE_USE_LOCKFILE=true"
+            )
+        return self
+
+    @property
+    def effective_planner(self) -> Literal["catalog", "llm"]:
+        """The planner `auto` resolves to: the LLM when a model is configured."""
+        if self.planner == "auto":
+            return "llm" if self.llm_model else "catalog"
+        return self.planner
 
     @property
     def workspaces_dir(self) -> Path:
@@ -117,6 +478,24 @@ class Settings(BaseSettings):
     @property
     def tf_plugin_cache_dir(self) -> Path:
         return self.data_dir / "tf-plugin-cache"
+
+    @property
+    def tf_state_dir(self) -> Path:
+        """Local Terraform state, one directory per stack (CREW_TF_BACKEND=local)."""
+        return self.data_dir / "state"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta | str:
+    """`72h`, `3d`, `90m`, `45s` or plain seconds; anything else is left to pydantic (ISO 8601
+    like `P3D`, or a clear error)."""
+    match = _DURATION.match(text)
+    if match is None:
+        return text
+    return timedelta(seconds=float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()])
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,10 +1,14 @@
-"""The Conductor's engine room: lease runs from Postgres and drive them through the graph.
+"""The Conductor's engine room: take runs from the bus, lease them, drive them through the graph.
 
-A worker claims a run that needs one (new, in flight after a crash, or decided at the gate),
-streams the graph from the run's last checkpoint to its next stop (the gate, or the end), and
-lets go. The lease is renewed while it works and checked inside every checkpoint transaction,
-so two workers never drive one run. `crew serve` runs `Worker.run_forever`; `crew run` and
-`crew approve` call `drive` for one run in-process.
+Runs are handed out as `run.ready` events on the bus (group `workers`, shared by every
+`crew worker` and `crew serve`; see memory/dispatch.py). A worker takes as many as it has
+free slots, claims each one's Postgres lease (the guard: a stale or duplicate `run.ready`
+finds the run leased or finished and is dropped), acknowledges the event, streams the graph
+from the run's last checkpoint to its next stop (the gate, or the end), and lets go. The lease
+is renewed while it works and checked inside every checkpoint transaction, so two workers
+never drive one run; a worker that dies is declared dead by the others' Conductor after 3
+missed heartbeats and its runs go back on the queue. While the bus is down, workers claim
+runs straight from Postgres. `crew run` and `crew approve` call `drive` for one run in-process.
 """
 
 from __future__ import annotations
@@ -12,18 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from langgraph.types import Command
-from psycopg import AsyncConnection
 
+from crew.conductor import Conductor, Role
 from crew.container import Services
+from crew.errors import BusError
+from crew.gate.notifier import build_notifier
+from crew.gate.timers import gate_loop
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
-from memory.runs import WAKE_CHANNEL, RunRecord
+from memory.runs import RunRecord
+from schemas.events import EventType
 from schemas.states import ConductorState
+from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +42,14 @@ EventSink = Callable[[str, str, Any], None]
 
 
 class Worker:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, role: Role = "worker") -> None:
         self.services = services
         self.settings = services.settings
         self.worker_id = services.worker_id
+        self.role: Role = role
         self._tasks: set[asyncio.Task[None]] = set()
+        self._driving: set[str] = set()
+        self._slot_freed = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -65,6 +78,8 @@ class Worker:
             return run.state
 
         renewer = asyncio.create_task(self._keep_lease(run.run_id, asyncio.current_task()))
+        metrics = self.services.metrics
+        step_started = time.monotonic()
         try:
             async for mode, chunk in graph.astream(
                 graph_input,
@@ -73,12 +88,21 @@ class Worker:
                 stream_mode=["updates", "custom"],
                 durability="sync",
             ):
-                if on_event is None:
-                    continue
                 if mode == "updates" and isinstance(chunk, dict):
+                    # Nodes run one after the other: a node's time is the time since the
+                    # previous update (or the start), its checkpoint included.
+                    now = time.monotonic()
                     for node, update in chunk.items():
-                        on_event("update", node, update)
-                elif mode == "custom" and isinstance(chunk, dict):
+                        if not node.startswith("__"):  # not LangGraph's __interrupt__
+                            metrics.observe_step(
+                                node,
+                                now - step_started,
+                                update if isinstance(update, Mapping) else None,
+                            )
+                        if on_event is not None:
+                            on_event("update", node, update)
+                    step_started = now
+                elif on_event is not None and mode == "custom" and isinstance(chunk, dict):
                     on_event("progress", str(chunk.get("node", "")), chunk.get("message", ""))
         finally:
             renewer.cancel()
@@ -124,39 +148,112 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Claim and drive runs until `stop` is set; then finish or hand back what is in flight."""
-        wake = asyncio.Event()
-        listener = asyncio.create_task(self._listen(wake, stop))
+        """Take runs from the bus and drive them until `stop` is set; then finish or hand
+        back what is in flight. The Conductor's duties (heartbeats, dead workers, the relay)
+        run beside, until the runs in flight are done."""
+        duties_stop = asyncio.Event()
+        conductor = Conductor(self.services, role=self.role, in_flight=lambda: self.in_flight)
+        duties = asyncio.create_task(conductor.run_forever(duties_stop))
         retention = asyncio.create_task(self._retention_loop(stop))
+        # The gate's jobs (approval expiry, rollback SLA) and the Slack notifier run beside the
+        # runs, never inside them: a slow Slack cannot hold up a run.
+        helpers = [asyncio.create_task(gate_loop(self.services, stop))]
+        notifier = build_notifier(self.services)
+        if notifier is not None:
+            helpers.append(asyncio.create_task(notifier.run(stop)))
+        try:
+            await self._take_runs(stop)
+        finally:
+            for task in (retention, *helpers):
+                task.cancel()
+            await asyncio.gather(retention, *helpers, return_exceptions=True)
+            await self._drain()
+            duties_stop.set()
+            await asyncio.gather(duties, return_exceptions=True)
+
+    async def _take_runs(self, stop: asyncio.Event) -> None:
+        """Fetch `run.ready` events for the free slots and start the runs they name; while
+        the bus is down, claim runs straight from Postgres."""
+        subscription: Subscription | None = None
+        bus_down = False
+        poll = self.settings.poll_interval_s
         try:
             while not stop.is_set():
-                while self.in_flight < self.settings.worker_concurrency:
-                    run = await self.services.runs.claim_next(
-                        self.worker_id, self.settings.lease_ttl_s
-                    )
-                    if run is None:
-                        break
-                    task = asyncio.create_task(self.drive_and_release(run))
-                    self._tasks.add(task)
-                    task.add_done_callback(lambda t: self._finished(t, wake))
-                wake.clear()
-                waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
-                await asyncio.wait(
-                    waiters,
-                    timeout=self.settings.poll_interval_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                for waiter in waiters:
-                    waiter.cancel()
+                free = self.settings.worker_concurrency - self.in_flight
+                if free <= 0:
+                    await self._wait(stop, poll)
+                    continue
+                try:
+                    if subscription is None:
+                        subscription = await self.services.bus.subscribe(
+                            WORK_GROUP, [WORK_FAMILY], self.worker_id
+                        )
+                    deliveries = await subscription.fetch(free, poll)
+                    if bus_down:
+                        logger.info("the bus is back; taking runs from it again")
+                        bus_down = False
+                    for delivery in deliveries:
+                        await self._take(subscription, delivery)
+                except BusError as exc:
+                    if not bus_down:
+                        logger.warning("bus unavailable (%s); claiming runs from Postgres", exc)
+                        bus_down = True
+                    await self._claim_from_postgres()
+                    await self._wait(stop, poll)
+                except Exception:
+                    logger.exception("taking runs failed; retrying")
+                    await self._wait(stop, poll)
         finally:
-            for task in (listener, retention):
-                task.cancel()
-            await asyncio.gather(listener, retention, return_exceptions=True)
-            await self._drain()
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.close()
 
-    def _finished(self, task: asyncio.Task[None], wake: asyncio.Event) -> None:
+    async def _take(self, subscription: Subscription, delivery: Delivery) -> None:
+        """Lease the run a `run.ready` names, then acknowledge the event: from here the lease
+        (and this worker's heartbeats) guard the run, so a long drive does not hold the
+        event. A run leased elsewhere, finished or already driven here is just dropped."""
+        event = delivery.event
+        run = None
+        if event.type is EventType.RUN_READY and event.run_id and event.run_id not in self._driving:
+            run = await self.services.runs.claim(
+                event.run_id, self.worker_id, self.settings.lease_ttl_s
+            )
+        try:
+            await subscription.ack(delivery)
+        except BusError as exc:
+            logger.warning("could not acknowledge run.ready of %s: %s", event.run_id, exc)
+        if run is not None:
+            self._start(run)
+
+    async def _claim_from_postgres(self) -> None:
+        while self.in_flight < self.settings.worker_concurrency:
+            run = await self.services.runs.claim_next(self.worker_id, self.settings.lease_ttl_s)
+            if run is None:
+                return
+            self._start(run)
+
+    def _start(self, run: RunRecord) -> None:
+        task = asyncio.create_task(self.drive_and_release(run))
+        self._tasks.add(task)
+        self._driving.add(run.run_id)
+        task.add_done_callback(lambda t: self._finished(t, run.run_id))
+
+    def _finished(self, task: asyncio.Task[None], run_id: str) -> None:
         self._tasks.discard(task)
-        wake.set()
+        self._driving.discard(run_id)
+        self._slot_freed.set()
+
+    async def _wait(self, stop: asyncio.Event, timeout_s: float) -> None:
+        """Until a run finishes (a slot is free), `stop`, or `timeout_s`."""
+        self._slot_freed.clear()
+        waiters = [
+            asyncio.create_task(self._slot_freed.wait()),
+            asyncio.create_task(stop.wait()),
+        ]
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _drain(self, grace_s: float = 30.0) -> None:
         if not self._tasks:
@@ -166,21 +263,6 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """LISTEN for new work; on connection loss, retry (the poll keeps things moving)."""
-        while not stop.is_set():
-            try:
-                conn = await AsyncConnection.connect(self.services.conninfo, autocommit=True)
-                async with conn:
-                    await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                    async for _ in conn.notifies():
-                        wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("LISTEN connection lost; retrying", exc_info=True)
-                await asyncio.sleep(self.settings.poll_interval_s)
 
     async def _retention_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

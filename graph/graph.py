@@ -3,6 +3,7 @@
     PENDING -> IN_PROGRESS -> VALIDATING -> READY_FOR_APPLY -> WAIT_FOR_APPROVE -> APPLYING -> DONE
     IN_PROGRESS -> BLOCKED (design blocked, build failed)     VALIDATING -> BLOCKED (FAIL)
     WAIT_FOR_APPROVE -> REJECTED                               APPLYING -> ROLLBACK -> DONE | FAILED
+    DONE -> ROLLBACK (a human asks to roll a finished run back)
 
 Each node declares the transitions it may make (node metadata); `graph/diagram.py` renders the
 Mermaid state diagram from the compiled graph with them.
@@ -30,7 +31,9 @@ TRANSITIONS: dict[str, list[tuple[S, S]]] = {
     "validate": [(S.VALIDATING, S.READY_FOR_APPLY), (S.VALIDATING, S.BLOCKED)],
     "request_approval": [(S.READY_FOR_APPLY, S.WAIT_FOR_APPROVE)],
     "await_approval": [(S.WAIT_FOR_APPROVE, S.APPLYING), (S.WAIT_FOR_APPROVE, S.REJECTED)],
-    "apply": [(S.APPLYING, S.DONE), (S.APPLYING, S.ROLLBACK)],
+    # DONE -> ROLLBACK is a human's request (`crew rollback`, POST .../rollback), recorded by
+    # crew.service.request_rollback as an update of this node; the worker then runs rollback.
+    "apply": [(S.APPLYING, S.DONE), (S.APPLYING, S.ROLLBACK), (S.DONE, S.ROLLBACK)],
     "rollback": [(S.ROLLBACK, S.DONE), (S.ROLLBACK, S.FAILED)],
 }
 
@@ -45,15 +48,15 @@ def after_build(state: RunState) -> Literal["validate", "__end__"]:
 
 
 def after_validate(state: RunState) -> Literal["request_approval", "__end__"]:
-    return "request_approval" if state.get("conductor_state") is S.READY_FOR_APPLY else END
+    return "request_approval" if state.get("conductor_state") == S.READY_FOR_APPLY else END
 
 
 def after_decision(state: RunState) -> Literal["apply", "__end__"]:
-    return "apply" if state.get("conductor_state") is S.APPLYING else END
+    return "apply" if state.get("conductor_state") == S.APPLYING else END
 
 
 def after_apply(state: RunState) -> Literal["rollback", "__end__"]:
-    return "rollback" if state.get("conductor_state") is S.ROLLBACK else END
+    return "rollback" if state.get("conductor_state") == S.ROLLBACK else END
 
 
 def build_graph(

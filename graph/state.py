@@ -52,6 +52,8 @@ class RunState(TypedDict, total=False):
     decision: ApprovalDecision | None
     apply_result: ApplyResult | None
     rollback_result: ApplyResult | None
+    rollback_request: ApprovalDecision | None
+    """A human's request to roll back a DONE run (decision `rollback`), if any."""
     error: str | None
     """Why the run stopped, for a human, when it ended anywhere but DONE."""
 
@@ -134,7 +136,10 @@ def project_run(thread_id: str, values: Mapping[str, Any]) -> Projection | None:
         return [_audit_record(thread_id, t, values) for t in transitions if t.seq > seq]
 
     return Projection(
-        state=values.get("conductor_state", ConductorState.PENDING),
+        # A StrEnum is a str, so the saver stores it inline in the checkpoint's JSON and it
+        # comes back as a plain str when a checkpoint is written from loaded values
+        # (update_state, a replay): coerce it.
+        state=ConductorState(values.get("conductor_state", ConductorState.PENDING)),
         last_seq=transitions[-1].seq if transitions else 0,
         summary=summarize(values),
         records_after=records_after,

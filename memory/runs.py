@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncCursor
@@ -20,15 +20,14 @@ from psycopg.types.json import Jsonb
 
 from crew.errors import RunConflictError, RunNotFoundError
 from memory.db import Pool
+from memory.dispatch import dispatch, dispatch_if_needed
+from memory.events import event_from_audit, insert_events
 from schemas.approval import ApprovalDecision
 from schemas.audit import AuditRecord
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.run import RunSummary
 from schemas.states import ACTIVE_STATES, ConductorState
-
-#: LISTEN/NOTIFY channel that wakes workers when a run needs one.
-WAKE_CHANNEL = "crew_runs"
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 _WAITING = ConductorState.WAIT_FOR_APPROVE.value
@@ -183,7 +182,8 @@ class RunStore:
                     artifact=goal_json,
                 ),
             )
-            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+            # Hand it to a worker through the bus, committed with the run (memory/dispatch.py).
+            await dispatch(conn.cursor(), [run_id], at)
             return RunRecord.from_row(row), True
 
     async def get(self, run_id: str) -> RunRecord:
@@ -231,7 +231,8 @@ class RunStore:
                 await conn.execute(
                     f"""
                     UPDATE crew_runs SET lease_owner = %(worker)s,
-                           lease_until = now() + make_interval(secs => %(ttl)s)
+                           lease_until = now() + make_interval(secs => %(ttl)s),
+                           dispatched_at = NULL
                     WHERE run_id = (
                         SELECT run_id FROM crew_runs
                         WHERE {_NEEDS_WORK}
@@ -255,7 +256,8 @@ class RunStore:
                 await conn.execute(
                     f"""
                     UPDATE crew_runs SET lease_owner = %(worker)s,
-                           lease_until = now() + make_interval(secs => %(ttl)s)
+                           lease_until = now() + make_interval(secs => %(ttl)s),
+                           dispatched_at = NULL
                     WHERE run_id = %(run_id)s AND {_NEEDS_WORK}
                       AND (lease_until IS NULL OR lease_until < now()
                            OR lease_owner = %(worker)s)
@@ -278,16 +280,18 @@ class RunStore:
             return cur.rowcount == 1
 
     async def release(self, run_id: str, worker_id: str) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute(
                 """
                 UPDATE crew_runs SET lease_owner = NULL, lease_until = NULL
                 WHERE run_id = %s AND lease_owner = %s
                 """,
                 (run_id, worker_id),
             )
-            # Someone may have recorded a decision while we held the lease.
-            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+            # Someone may have recorded a decision while we held the lease, or we stopped
+            # early (shutdown): hand it on.
+            if cur.rowcount == 1:
+                await dispatch_if_needed(cur, run_id, datetime.now(UTC))
 
     async def record_decision(self, decision: ApprovalDecision) -> RunRecord:
         """Record the gate decision once. A second decision, or one for a run that is not
@@ -304,7 +308,7 @@ class RunStore:
                 )
             ).fetchone()
             if row is not None:
-                await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+                await dispatch(conn.cursor(), [decision.run_id], decision.at)
                 return RunRecord.from_row(row)
         current = await self.get(decision.run_id)
         if current.decision is not None:
@@ -319,6 +323,52 @@ class RunStore:
             f"run {current.run_id} is {current.state.value}, not waiting for approval",
         )
 
+    async def record_rollback_request(self, request: ApprovalDecision) -> RunRecord:
+        """Record a human's request to roll back a DONE run, once (Forge's migration 0002
+        added the column). A second request, or one for a run that is not DONE, is a
+        conflict naming who asked first."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    UPDATE crew_runs SET rollback_request = %s
+                    WHERE run_id = %s AND state = 'DONE' AND rollback_request IS NULL
+                    RETURNING *
+                    """,
+                    (Jsonb(request.model_dump(mode="json")), request.run_id),
+                )
+            ).fetchone()
+            if row is not None:
+                return RunRecord.from_row(row)
+            row = await (
+                await conn.execute(
+                    "SELECT state, rollback_request FROM crew_runs WHERE run_id = %s",
+                    (request.run_id,),
+                )
+            ).fetchone()
+        if row is None:
+            raise RunNotFoundError(request.run_id)
+        if row["rollback_request"]:
+            first = ApprovalDecision.model_validate(row["rollback_request"])
+            raise RunConflictError(
+                request.run_id,
+                f"run {request.run_id} was already rolled back on request of {first.actor} "
+                f"via {first.channel.value} at {first.at.isoformat()}",
+            )
+        raise RunConflictError(
+            request.run_id,
+            f"run {request.run_id} is {row['state']}; only a DONE run can be rolled back",
+        )
+
+    async def clear_rollback_request(self, run_id: str) -> None:
+        """Forget a rollback request whose state update never made it (so it can be asked
+        again); a no-op once the run left DONE."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE crew_runs SET rollback_request = NULL WHERE run_id = %s AND state = 'DONE'",
+                (run_id,),
+            )
+
     async def record_failure(self, run_id: str, worker_id: str, error: str) -> float:
         """Count an unexpected error, back the run off exponentially (capped at 5 minutes) and
         let go of it; returns the back-off in seconds."""
@@ -328,7 +378,7 @@ class RunStore:
                     """
                     UPDATE crew_runs SET failures = failures + 1, last_error = %s,
                         not_before = now() + make_interval(secs => least(300, 2 ^ failures)),
-                        lease_owner = NULL, lease_until = NULL
+                        lease_owner = NULL, lease_until = NULL, dispatched_at = NULL
                     WHERE run_id = %s AND lease_owner = %s
                     RETURNING least(300, 2 ^ (failures - 1))::float AS backoff
                     """,
@@ -428,6 +478,8 @@ def _audit_from_row(row: DictRow) -> AuditRecord:
 
 
 async def _insert_audit(cur: AsyncCursor[DictRow], record: AuditRecord) -> None:
+    """One audit row and its OpsEvent in the outbox, in the caller's transaction (so the
+    bus carries exactly the audit log: memory/events.py)."""
     await cur.execute(
         """
         INSERT INTO crew_audit (run_id, seq, at, actor, event, from_state, to_state,
@@ -448,6 +500,8 @@ async def _insert_audit(cur: AsyncCursor[DictRow], record: AuditRecord) -> None:
             record.note,
         ),
     )
+    if cur.rowcount == 1:
+        await insert_events(cur, [event_from_audit(record)])
 
 
 async def fence_lease(
@@ -497,3 +551,7 @@ async def write_projection(
                 run_id,
             ),
         )
+        if lease_owner is None and row["lease_owner"] is None:
+            # A state change made outside a worker (a human's rollback request written as a
+            # graph update) that leaves the run needing one: hand it on with this commit.
+            await dispatch_if_needed(cur, run_id, datetime.now(UTC))

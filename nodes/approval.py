@@ -32,7 +32,8 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
         plan_id=plan.plan_id,
         plan_file_digest=build.plan_file_digest,
         summary=plan.summary,
-        forecast_monthly_usd=plan.budget.forecast_monthly_usd,
+        # Sentinel's forecast prices the real plan (stack overhead included), not the design
+        forecast_monthly_usd=validation.cost.monthly_usd,
         budget_monthly_usd=plan.budget.cap_monthly_usd,
         create=build.plan.create,
         update=build.plan.update,

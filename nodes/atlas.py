@@ -1,181 +1,225 @@
-"""Atlas, the architect: GoalStatement -> PlanSpec or DesignBlocked.
+"""Atlas, the architect: GoalStatement -> PlanSpec, or DesignBlocked with what to change.
 
-INTERIM (foundation): this planner knows exactly one catalog component, a private encrypted
-S3 bucket, and accepts only goals that ask for object storage and nothing else. Every other
-goal gets an honest DesignBlocked that says so. Atlas v0 (the next issue) replaces `plan_goal`
-with the full catalog and the LLM planner behind the same node.
+The design node asks a planner (graph/context.py `CrewContext.planner`: the catalog planner,
+or the LLM planner when one is configured) for a DesignProposal, builds the PlanSpec around
+it (catalog/design.py: full parameters, forecast, tags, diagram, risks) and validates it
+(catalog/validate.py). A planner that learns from feedback gets the problems explained and
+tries again, at most twice more; then, or when the goal contradicts itself, the node emits a
+DesignBlocked with one reason per clash and a concrete suggestion.
+
+How an LLM *failure* surfaces (HTTP 5xx, timeout, unreachable endpoint, bad key): the node
+lets the LlmError / ConfigurationError propagate. The worker records it on the run
+(`crew show` prints it), backs off exponentially (capped at 5 minutes) and runs the design
+step again; nothing was checkpointed, so nothing is half-done. A DesignBlocked would be the
+wrong answer: it is addressed to the goal's author and says what to change in the *goal*,
+and it is final (the run ends BLOCKED), while an outage is transient and an operator's to
+fix; a goal should not be lost because the model endpoint was down for a minute. `atlas plan`
+prints the same error and exits 1.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
 from langgraph.runtime import Runtime
 
+from catalog.cost import forecast_lines
+from catalog.design import assemble_plan
+from catalog.planner import design_for
+from catalog.validate import (
+    Problem,
+    ProblemCode,
+    budget_problem,
+    check_goal,
+    check_parameter_rules,
+    parse_components,
+    validate_components,
+    validate_plan,
+)
+from crew.errors import ToolError, ToolNotFoundError
 from graph.context import CrewContext
 from graph.state import RunState, transition
+from memory.plans import NoPlanMemory, PlanMemory
+from nodes.planners import Attempt, Planner, Proposal
+from nodes.planners.catalog import propose_from_catalog
 from schemas.events import EventType
-from schemas.goal import DataStoreKind, Environment, GoalStatement
-from schemas.plan import (
-    BlockReason,
-    Component,
-    CostLine,
-    DesignBlocked,
-    PerfTargets,
-    PlanBudget,
-    PlanSpec,
-    Provenance,
-    Risk,
-    RiskSeverity,
-)
+from schemas.goal import GoalStatement
+from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance
 from schemas.states import ConductorState
+from tools.mermaid import render_svg
+
+logger = logging.getLogger(__name__)
 
 ACTOR = "atlas"
-BRAKE_RATIO = 0.8
-
-#: S3 Standard storage, first 50 TB, us-east-1 list price (aws.amazon.com/s3/pricing, 2025).
-#: The interim planner ignores regional differences; Atlas v0 brings the regional table.
-S3_STANDARD_USD_PER_GB_MONTH = 0.023
-DEFAULT_OBJECT_STORAGE_GB = 50.0
 
 
 def plan_goal(
     goal: GoalStatement, *, goal_id: str, plan_id: str, revision: int = 1
 ) -> PlanSpec | DesignBlocked:
-    """Design for `goal`, deterministically. Never raises for a valid GoalStatement."""
-    reasons: list[BlockReason] = []
-    constraints = goal.constraints
-    if (
-        constraints
-        and constraints.allowed_regions
-        and goal.region not in constraints.allowed_regions
-    ):
-        reasons.append(
-            BlockReason(
-                constraint="constraints.allowed_regions",
-                why=f"region {goal.region} is not in the allowed regions "
-                f"{', '.join(constraints.allowed_regions)}",
-                suggestion=f"use region {constraints.allowed_regions[0]}",
-            )
-        )
-    workload = goal.workload
-    stores = workload.data_stores if workload else []
-    object_only = bool(stores) and all(s.kind is DataStoreKind.OBJECT_STORAGE for s in stores)
-    if not object_only or (workload is not None and workload.kind is not None):
-        reasons.append(
-            BlockReason(
-                constraint="workload",
-                why="this build carries only the interim single-component planner: it can "
-                "design one private, encrypted S3 bucket for goals that ask for object "
-                "storage and nothing else",
-                suggestion="ask for object storage only (workload.data_stores = "
-                "[{kind: object_storage}], no workload.kind), or use a build with Atlas v0",
-            )
-        )
-    if reasons:
-        return DesignBlocked(goal_id=goal_id, reasons=reasons, attempts=1)
+    """The catalog planner's design for `goal`, validated: deterministic, no I/O, no SVG.
 
-    size_gb = sum(s.size_gb or DEFAULT_OBJECT_STORAGE_GB for s in stores)
-    forecast = round(size_gb * S3_STANDARD_USD_PER_GB_MONTH, 2)
-    cap = goal.budget.monthly_usd
-    brake = round(cap * BRAKE_RATIO, 2)
-    if forecast > brake or brake <= 0:
-        # A budget under $0.00625 puts the brake below one cent: nothing can be approved.
-        needed = max(round(forecast / BRAKE_RATIO + 0.005, 2), 0.01)
-        why = (
-            f"the cheapest design costs ${forecast:.2f}/month, above the brake of "
-            f"${brake:.2f} (80 % of ${cap:.2f})"
-            if forecast > brake
-            else f"a budget of ${cap:g}/month puts the brake (80 % of it) below one cent"
-        )
-        return DesignBlocked(
-            goal_id=goal_id,
-            reasons=[
-                BlockReason(
-                    constraint="budget.monthly_usd",
-                    why=why,
-                    suggestion=f"raise budget.monthly_usd to >= {needed:.2f}",
-                )
-            ],
-            attempts=1,
-        )
-
-    prod = goal.environment is Environment.PROD
-    tags = {
-        "managed-by": "infra-crew",
-        "crew-goal": goal_id[:256],
-        "environment": goal.environment.value,
-        **(constraints.required_tags if constraints else {}),
-    }
-    bucket = Component(
-        type="s3_bucket",
-        name="objects",
-        params={
-            "versioning": True,
-            "force_destroy": not prod,
-            "size_gb": size_gb,
-        },
+    Never raises for a valid GoalStatement.
+    """
+    problems = check_goal(goal)
+    if problems:
+        return _blocked(goal_id, [*problems, *_budget_estimate(goal)], attempts=1)
+    provenance = Provenance(planner="catalog")
+    plan, problems = _evaluate(
+        goal, propose_from_catalog(goal), goal_id, plan_id, revision, provenance
     )
-    return PlanSpec(
-        plan_id=plan_id,
-        goal_id=goal_id,
-        revision=revision,
-        summary=f"One private, encrypted, versioned S3 bucket ({size_gb:g} GB expected).",
-        rationale="The goal asks for object storage only; a single S3 bucket with public access "
-        "blocked, server-side encryption and versioning meets it at the lowest cost.",
-        region=goal.region,
-        environment=goal.environment,
-        components=[bucket],
-        budget=PlanBudget(
-            forecast_monthly_usd=forecast,
-            cap_monthly_usd=cap,
-            brake_monthly_usd=brake,
-            breakdown=[
-                CostLine(
-                    component="objects",
-                    monthly_usd=forecast,
-                    basis=f"{size_gb:g} GB S3 Standard at ${S3_STANDARD_USD_PER_GB_MONTH}/GB-month "
-                    "(us-east-1 list price; requests and transfer not included)",
-                )
-            ],
-            perf=PerfTargets(),
-        ),
-        risks=[
-            Risk(
-                severity=RiskSeverity.LOW,
-                description="Request and data-transfer charges are not in the forecast.",
-                mitigation="Watch the bill for the first month; Atlas v0 prices usage.",
-            )
-        ],
-        assumptions=[f"{size_gb:g} GB stored on average over the month"],
-        tags=tags,
-        diagram=_diagram(bucket),
-        provenance=Provenance(planner="catalog"),
+    return plan if plan is not None else _blocked(goal_id, problems, attempts=1)
+
+
+async def design_goal(
+    goal: GoalStatement,
+    *,
+    planner: Planner,
+    goal_id: str,
+    plan_id: str,
+    revision: int = 1,
+    memory: PlanMemory | None = None,
+    run_id: str | None = None,
+) -> PlanSpec | DesignBlocked:
+    """Ask `planner`, validate, retry with the clash explained; raises only planner errors."""
+    problems = check_goal(goal)
+    if problems:
+        # No design can fix a goal that contradicts itself: do not spend tokens on it.
+        return _blocked(goal_id, [*problems, *_budget_estimate(goal)], attempts=1)
+    past = (
+        await (memory or NoPlanMemory()).recall(goal, exclude_run=run_id)
+        if planner.uses_memory
+        else []
     )
+    rejected: list[Attempt] = []
+    prompt_tokens = completion_tokens = 0
+    for number in range(1, planner.max_attempts + 1):
+        proposal = await planner.propose(goal, past, rejected)
+        prompt_tokens += proposal.prompt_tokens
+        completion_tokens += proposal.completion_tokens
+        provenance = Provenance(
+            planner=planner.name,
+            model=planner.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            attempts=number,
+            retrieved=[p.ref for p in past],
+        )
+        plan, problems = _evaluate(goal, proposal, goal_id, plan_id, revision, provenance)
+        if plan is not None:
+            return plan
+        logger.info(
+            "design attempt %d of %d rejected: %s",
+            number,
+            planner.max_attempts,
+            "; ".join(str(p) for p in problems),
+            extra={"run_id": run_id, "node": "design"},
+        )
+        rejected.append(Attempt(number, problems, proposal.raw))
+    if planner.name != "catalog":
+        problems = [_with_catalog_alternative(goal, p, goal_id) for p in problems]
+    return _blocked(goal_id, problems, attempts=planner.max_attempts)
 
 
-def _diagram(bucket: Component) -> str:
-    return "\n".join(
-        [
-            "flowchart LR",
-            "    client([Client]) -->|HTTPS, IAM auth| "
-            + f"{bucket.name}[(S3 bucket {bucket.name})]",
+def _evaluate(
+    goal: GoalStatement,
+    proposal: Proposal,
+    goal_id: str,
+    plan_id: str,
+    revision: int,
+    provenance: Provenance,
+) -> tuple[PlanSpec | None, list[Problem]]:
+    if proposal.design is None:
+        why = proposal.error or "no design was returned"
+        return None, [
+            Problem(ProblemCode.BAD_REPLY, "design", why, "answer with a complete DesignProposal")
         ]
+    components = proposal.design.components
+    problems = validate_components(components)
+    if problems:
+        # Say everything at once: the parameter rules still apply to what did parse.
+        parsed = parse_components(components)
+        return None, [*problems, *check_parameter_rules(components, parsed, goal)]
+    plan = assemble_plan(
+        goal,
+        proposal.design,
+        goal_id=goal_id,
+        plan_id=plan_id,
+        revision=revision,
+        provenance=provenance,
     )
+    problems = validate_plan(plan, goal)
+    return (None if problems else plan), problems
+
+
+def _budget_estimate(goal: GoalStatement) -> list[Problem]:
+    """Also say whether the budget would do, when the goal is blocked for other reasons."""
+    design = design_for(goal)
+    if design is None or validate_components(design.components):
+        return []
+    rps = goal.workload.expected_rps if goal.workload else None
+    try:
+        lines = forecast_lines(design.components, goal.region, expected_rps=rps)
+    except LookupError:  # unpriced region: already a reason of its own
+        return []
+    over = budget_problem(sum(line.monthly_usd for line in lines), goal.budget.monthly_usd)
+    return [over] if over is not None else []
+
+
+def _with_catalog_alternative(goal: GoalStatement, problem: Problem, goal_id: str) -> Problem:
+    """An LLM design over budget: point at the catalog design when it is cheaper."""
+    if problem.code is not ProblemCode.OVER_BUDGET:
+        return problem
+    catalog = plan_goal(goal, goal_id=goal_id, plan_id="estimate")
+    if isinstance(catalog, PlanSpec):
+        cost = catalog.budget.forecast_monthly_usd
+        suggestion = (
+            f"{problem.suggestion}, or plan with the catalog planner (--planner catalog, "
+            f"CREW_PLANNER=catalog): its design costs ${cost:,.2f}/month, within the brake"
+        )
+        return Problem(problem.code, problem.constraint, problem.why, suggestion)
+    return problem
+
+
+def _blocked(goal_id: str, problems: Sequence[Problem], *, attempts: int) -> DesignBlocked:
+    reasons: list[BlockReason] = []
+    for p in problems:
+        reason = p.as_reason()
+        if reason not in reasons:
+            reasons.append(reason)
+    return DesignBlocked(goal_id=goal_id, reasons=reasons, attempts=attempts)
+
+
+async def with_svg(plan: PlanSpec, mmdc: Path | None) -> PlanSpec:
+    """The plan with its diagram rendered to SVG, when a Mermaid CLI is configured; a failed
+    render is logged and the plan kept (the Mermaid source is the diagram of record)."""
+    try:
+        svg = await render_svg(plan.diagram, mmdc=mmdc)
+    except (ToolError, ToolNotFoundError) as exc:
+        logger.warning("diagram not rendered to SVG: %s", exc, extra={"node": "design"})
+        return plan
+    return plan if svg is None else plan.model_copy(update={"diagram_svg": svg})
 
 
 async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """PENDING -> IN_PROGRESS with a PlanSpec, or -> BLOCKED with a DesignBlocked."""
     ctx = runtime.context
-    now = ctx.clock()
     attempts = state.get("attempts", {}).get("design", 0) + 1
-    result = plan_goal(
+    revision = state.get("revision", 1)
+    result = await design_goal(
         state["goal"],
+        planner=ctx.planner,
+        memory=ctx.plan_memory,
         goal_id=state["goal_id"],
-        plan_id=f"{state['run_id']}-r{state.get('revision', 1)}",
-        revision=state.get("revision", 1),
+        plan_id=f"{state['run_id']}-r{revision}",
+        revision=revision,
+        run_id=state["run_id"],
     )
+    now = ctx.clock()
     if isinstance(result, PlanSpec):
         return {
-            "plan": result,
+            "plan": await with_svg(result, ctx.settings.mermaid_cli),
             "attempts": {"design": attempts},
             "conductor_state": ConductorState.IN_PROGRESS,
             "transitions": [
@@ -209,3 +253,6 @@ async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         "error": "design blocked: " + "; ".join(r.why for r in result.reasons),
         "transitions": [started, blocked],
     }
+
+
+__all__ = ["ACTOR", "design", "design_goal", "plan_goal", "with_svg"]

@@ -37,3 +37,23 @@ class ApplyResult(Artifact):
     duration_s: float = Field(ge=0)
     error: str | None = None
     diagnostics: list[Diagnostic] = Field(default_factory=list)
+    # -- rollback bookkeeping (Forge v0) -----------------------------------------------------
+    state_snapshot: str | None = Field(
+        default=None, description="File holding the state pulled just before the apply."
+    )
+    failure_at: datetime | None = Field(
+        default=None, description="When the apply failed or timed out (what the SLA counts from)."
+    )
+    rollback_started_at: datetime | None = None
+    rollback_finished_at: datetime | None = None
+    sla_met: bool | None = Field(
+        default=None,
+        description="Rollback began < 5 min and finished < 15 min after the failure "
+        "(None when no failure started it, e.g. a human rollback of a DONE run).",
+    )
+    restored: str | None = Field(
+        default=None, description="What the rollback restored, e.g. 'empty stack' or 'revision 1'."
+    )
+    page_human: bool = Field(
+        default=False, description="The rollback failed: a human must look at the stack now."
+    )

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from schemas.base import Artifact
+from schemas.base import Artifact, Contract
 
 
 class Decision(StrEnum):
@@ -20,6 +20,8 @@ class Channel(StrEnum):
     REST = "rest"
     SLACK = "slack"
     CLI = "cli"
+    SYSTEM = "system"
+    """The Conductor itself, e.g. rejecting a run whose approval expired (CREW_APPROVAL_TTL)."""
 
 
 class ApprovalRequest(Artifact):
@@ -48,3 +50,17 @@ class ApprovalDecision(Artifact):
     channel: Channel
     reason: str | None = Field(default=None, max_length=2_000)
     at: datetime
+
+
+class GateLogEntry(Contract):
+    """One row of the gate log: something at the gate that is not a state transition (a
+    refused decision, an expired approval, a rollback SLA alert). Transitions are in the
+    audit log; these say who tried what and why it did not happen, or what needs a human."""
+
+    at: datetime
+    kind: str = Field(description="The OpsEvent type, e.g. 'approval.refused'.")
+    run_id: str | None = None
+    channel: Channel | None = None
+    actor: str | None = None
+    action: str | None = Field(default=None, description="approve, reject or rollback.")
+    detail: str

@@ -13,7 +13,8 @@ from schemas.base import Artifact
 
 
 class EventType(StrEnum):
-    """Event names. The first ten are DESIGN.md's; the rest name the remaining transitions."""
+    """Event names. The first ten are DESIGN.md's; the rest name the remaining transitions
+    and the gate's alerts."""
 
     PLAN_PENDING = "plan.pending"
     VALIDATE_PENDING = "validate.pending"
@@ -30,6 +31,12 @@ class EventType(StrEnum):
     BUILD_FAILED = "build.failed"
     RUN_REJECTED = "run.rejected"
     ROLLBACK_FAILED = "rollback.failed"
+    # -- the gate's alerts (not transitions: they go to the bus and the gate log) ---------
+    APPROVAL_REFUSED = "approval.refused"
+    APPROVAL_EXPIRED = "approval.expired"
+    ROLLBACK_SLA_BREACHED = "rollback.sla_breached"
+    # -- the run queue (not a transition: it hands a run to a worker through the bus) -------
+    RUN_READY = "run.ready"
 
 
 class Heartbeat(Artifact):

@@ -90,6 +90,10 @@ class PlanSpec(Artifact):
     assumptions: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     diagram: str = Field(description="Mermaid flowchart generated from the components.")
+    diagram_svg: str | None = Field(
+        default=None,
+        description="The diagram rendered to SVG by the Mermaid CLI, when it is installed.",
+    )
     provenance: Provenance
 
 

@@ -45,6 +45,7 @@ class RunArtifacts(Contract):
     decision: ApprovalDecision | None = None
     apply_result: ApplyResult | None = None
     rollback_result: ApplyResult | None = None
+    rollback_request: ApprovalDecision | None = None
 
 
 class RunDetail(RunSummary):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -46,6 +46,18 @@ class Finding(Contract):
     guideline: str | None = None
     waived: bool = False
     waiver_reason: str | None = None
+    waiver_expires: date | None = Field(
+        default=None, description="The waiver's expiry date; after it the finding counts again."
+    )
+    blocking: bool = Field(
+        default=False,
+        description="True when this finding alone fails the run (severity at or above the "
+        "policy threshold and not waived, or the budget brake).",
+    )
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Where it was seen, e.g. ['hcl', 'plan'] for checkov on both inputs.",
+    )
 
 
 class ResourceCost(Contract):
@@ -55,6 +67,17 @@ class ResourceCost(Contract):
         default=None, ge=0, description="None when the resource type is not priced."
     )
     basis: str = ""
+    action: str | None = Field(
+        default=None, description="What the plan does to it: create, update, delete, replace, ..."
+    )
+    previous_monthly_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Its cost as currently applied (the plan's `before`); 0 when it is new.",
+    )
+    component: str | None = Field(
+        default=None, description="The PlanSpec component it belongs to, when known."
+    )
 
 
 class CostReport(Contract):
@@ -63,6 +86,18 @@ class CostReport(Contract):
     per_resource: list[ResourceCost] = Field(default_factory=list)
     not_priced: list[str] = Field(
         default_factory=list, description="Addresses with no price: never silently zero."
+    )
+    previous_monthly_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Monthly cost of what is applied now (0 for a first revision).",
+    )
+    delta_monthly_usd: float | None = Field(
+        default=None, description="Forecast minus previous: what this revision adds per month."
+    )
+    assumptions: list[str] = Field(
+        default_factory=list,
+        description="Usage assumed for usage-based prices (transfer, requests, storage).",
     )
 
 
@@ -90,8 +125,17 @@ class ValidationReport(Artifact):
     checks_run: list[str] = Field(
         description="Which checks this verdict rests on, so a reader knows what was not checked."
     )
-    findings: list[Finding] = Field(default_factory=list)
+    findings: list[Finding] = Field(
+        default_factory=list, description="Most severe first; blocking before waived."
+    )
+    policy_file: str | None = Field(
+        default=None, description="The org policy applied: a path, or None for the default."
+    )
     cost: CostReport
     policy: list[PolicyResult] = Field(default_factory=list)
-    budget_brake: BudgetBrake
+    budget_brake: BudgetBrake | None = Field(
+        default=None,
+        description="The hard 80 % brake; None only when no budget was given "
+        "(`crew validate` without --budget). Runs of the graph always have one.",
+    )
     at: datetime

@@ -29,7 +29,34 @@ class Ref:
             raise ValueError(f"not a plain reference expression: {self.expr!r}")
 
 
-Value = str | int | float | bool | Ref | Sequence["Value"] | Mapping[str, "Value"]
+#: Pure Terraform functions the renderer may call (no `file`, no `templatefile`: nothing that
+#: reads the machine running terraform).
+FUNCTIONS = frozenset({"jsonencode", "can", "regex", "length"})
+
+
+@dataclass(frozen=True)
+class Template:
+    """A string with interpolated references, e.g. `"${aws_s3_bucket.logs.arn}/*"`.
+
+    Literal parts are escaped like any string; only `Ref`s become interpolations.
+    """
+
+    parts: tuple[str | Ref, ...]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of an allow-listed pure function, e.g. `jsonencode({...})`."""
+
+    function: str
+    args: tuple[Value, ...]
+
+    def __post_init__(self) -> None:
+        if self.function not in FUNCTIONS:
+            raise ValueError(f"function {self.function!r} is not allowed in rendered HCL")
+
+
+Value = str | int | float | bool | Ref | Template | Call | Sequence["Value"] | Mapping[str, "Value"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,14 @@ def quote(text: str) -> str:
 def render_value(value: Value, depth: int) -> str:
     if isinstance(value, Ref):
         return value.expr
+    if isinstance(value, Template):
+        body = "".join(
+            quote(part)[1:-1] if isinstance(part, str) else "${" + part.expr + "}"
+            for part in value.parts
+        )
+        return f'"{body}"'
+    if isinstance(value, Call):
+        return f"{value.function}(" + ", ".join(render_value(a, depth) for a in value.args) + ")"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -108,7 +143,12 @@ def render_value(value: Value, depth: int) -> str:
                 lines.append(f"{pad}{key} = {text}")
         return "{\n" + "\n".join(lines) + "\n" + INDENT * depth + "}"
     if isinstance(value, Sequence):
-        return "[" + ", ".join(render_value(v, depth) for v in value) + "]"
+        items = [render_value(v, depth + 1) for v in value]
+        if not any("\n" in item for item in items):
+            return "[" + ", ".join(render_value(v, depth) for v in value) + "]"
+        # A list of objects: one element per line, each followed by a comma (fmt's layout).
+        pad = INDENT * (depth + 1)
+        return "[\n" + "".join(f"{pad}{item},\n" for item in items) + INDENT * depth + "]"
     raise TypeError(f"cannot render {type(value).__name__} as HCL")
 
 

@@ -25,6 +25,8 @@ LineCallback = Callable[[str], None]
 
 #: How long a process group gets between SIGTERM and SIGKILL.
 KILL_GRACE_S = 5.0
+#: Longest single output line read (asyncio's default of 64 KiB is too small for terraform).
+MAX_LINE_BYTES = 64 * 1024 * 1024
 #: Raw output kept for display is truncated to this many characters.
 MAX_KEPT_OUTPUT = 200_000
 
@@ -62,7 +64,8 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            restore_signals=False,
+            # terraform's JSON UI prints whole plans and schemas on one line.
+            limit=MAX_LINE_BYTES,
         )
     except FileNotFoundError as exc:
         raise ToolNotFoundError(f"program not found: {argv[0]}") from exc

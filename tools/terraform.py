@@ -2,9 +2,10 @@
 
 Every command runs through `tools.process.run_process` with `-json` output where terraform has
 it; diagnostics are parsed into `schemas.build.Diagnostic` and progress lines are the
-`@message` of terraform's machine-readable UI. Providers come from a filesystem mirror
-(`CREW_TF_PLUGIN_DIR`) through a generated CLI configuration with a shared plugin cache, so a
-new workspace links the provider instead of copying it.
+`@message` of terraform's machine-readable UI. Providers come from an unpacked filesystem
+mirror (`CREW_TF_PLUGIN_DIR`) through a generated CLI configuration, so a new workspace links the
+provider instead of copying it; without a mirror, a shared plugin cache saves downloading it for
+every workspace.
 """
 
 from __future__ import annotations
@@ -14,18 +15,46 @@ import contextlib
 import fcntl
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from crew.errors import ToolError, ToolNotFoundError
 from schemas.build import Diagnostic, DiagnosticSeverity
+from tools.guard import check_workspace
 from tools.process import ProcessResult, run_process
+from tools.terraform_output import (
+    ApplyOutcome,
+    PlanOutcome,
+    StepResult,
+    _apply_outcome,
+    _diagnostic,
+    _json_message,
+    _stream_diagnostics,
+    managed_addresses,
+)
+
+__all__ = [
+    "ApplyOutcome",
+    "PlanOutcome",
+    "StepResult",
+    "TerraformRunner",
+    "_apply_outcome",
+    "_diagnostic",
+    "_json_message",
+    "_stream_diagnostics",
+    "managed_addresses",
+    "passthrough_env",
+]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+#: Per-step logs (one file per terraform command) live here inside the workspace.
+LOG_DIR = "logs"
 
 #: Variables passed through to terraform: providers read credentials, endpoints and proxies
 #: from these, as their ecosystems document.
@@ -42,34 +71,6 @@ def passthrough_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class StepResult:
-    ok: bool
-    diagnostics: list[Diagnostic]
-    duration_s: float
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity is DiagnosticSeverity.ERROR]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity is DiagnosticSeverity.WARNING]
-
-
-@dataclass(frozen=True)
-class PlanOutcome(StepResult):
-    has_changes: bool = False
-
-
-@dataclass(frozen=True)
-class ApplyOutcome(StepResult):
-    added: int = 0
-    changed: int = 0
-    destroyed: int = 0
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-
 class TerraformRunner:
     """Runs terraform commands in a workspace directory; one instance per process."""
 
@@ -83,7 +84,11 @@ class TerraformRunner:
         env: Mapping[str, str],
         plan_timeout_s: float,
         apply_timeout_s: float,
+        observer: Callable[[str, float, bool], None] | None = None,
     ) -> None:
+        self.observer = observer
+        """Told (command, seconds, succeeded) after each command (the container wires the
+        metrics)."""
         self.binary = binary
         self.plugin_dir = plugin_dir
         self.plugin_cache_dir = plugin_cache_dir
@@ -117,10 +122,16 @@ class TerraformRunner:
     def _ensure_cli_config(self) -> None:
         if self._configured:
             return
-        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
         self.cli_config_path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [f"plugin_cache_dir = {json.dumps(str(self.plugin_cache_dir))}"]
-        if self.plugin_dir is not None:
+        lines: list[str] = []
+        if self.plugin_dir is None:
+            self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+            lines.append(f"plugin_cache_dir = {json.dumps(str(self.plugin_cache_dir))}")
+        else:
+            # Terraform links each workspace straight to an unpacked mirror. A plugin cache in
+            # between adds nothing and races: every `init` re-creates the cache's link to the
+            # mirror, and a validate/plan in another workspace resolving it at that moment
+            # fails ("no package ... cached in .terraform/providers").
             lines += [
                 "provider_installation {",
                 "  filesystem_mirror {",
@@ -145,25 +156,53 @@ class TerraformRunner:
         }
 
     async def _run(
-        self, args: list[str], cwd: Path, timeout_s: float, progress: Progress | None = None
+        self,
+        args: list[str],
+        cwd: Path,
+        timeout_s: float,
+        progress: Progress | None = None,
+        *,
+        step: str | None = None,
     ) -> ProcessResult:
+        """Run one terraform command in `cwd`.
+
+        With a `step` name, `cwd` is a workspace: the pre-plan guard checks it first (nothing
+        runs if it refuses), and every output line goes to `logs/<step>.log` in it as it
+        arrives, so a human can follow a long apply.
+        """
         binary = self.check()
         self._ensure_cli_config()
+        if step is not None:
+            check_workspace(cwd)
 
-        def on_line(line: str) -> None:
-            if progress is None:
-                return
-            message = _json_message(line)
-            if message:
-                progress(message)
+        with _step_log(cwd, step) as log:
 
-        return await run_process(
-            [str(binary), *args],
-            cwd=cwd,
-            env=self._env(),
-            timeout_s=timeout_s,
-            on_stdout_line=on_line,
-        )
+            def on_line(line: str) -> None:
+                message = _json_message(line)
+                if log is not None and message:
+                    log.write(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ} {message}\n")
+                    log.flush()
+                if progress is not None and message:
+                    progress(message)
+
+            started, ok = time.monotonic(), False
+            try:
+                result = await run_process(
+                    [str(binary), *args],
+                    cwd=cwd,
+                    env=self._env(),
+                    timeout_s=timeout_s,
+                    on_stdout_line=on_line,
+                )
+                ok = result.returncode == 0
+            finally:
+                if self.observer is not None:
+                    self.observer(step or args[0], time.monotonic() - started, ok)
+            if log is not None:
+                log.write(f"exit {result.returncode} after {result.duration_s:.1f}s\n")
+                if result.stderr:
+                    log.write(result.stderr[-4000:] + "\n")
+            return result
 
     # -- commands -------------------------------------------------------------------------
 
@@ -184,7 +223,11 @@ class TerraformRunner:
         fail with "failed to create directory ... file exists"), and every worker task and every
         crew process on this data dir shares one cache. An asyncio lock orders this process's
         tasks; a non-blocking flock polled with sleeps orders processes and stays cancellable.
+        With a mirror there is no cache (see `_ensure_cli_config`) and nothing to hold.
         """
+        if self.plugin_dir is not None:
+            yield
+            return
         async with self._init_lock:
             self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
             with (self.plugin_cache_dir / ".crew-init.lock").open("a") as handle:
@@ -199,14 +242,20 @@ class TerraformRunner:
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
 
-    async def init(self, workdir: Path, progress: Progress | None = None) -> StepResult:
+    async def init(
+        self,
+        workdir: Path,
+        progress: Progress | None = None,
+        *,
+        backend_config: Mapping[str, str] | None = None,
+    ) -> StepResult:
+        """`terraform init`; `backend_config` fills the workspace's (partial) backend block."""
+        args = ["init", "-json", "-input=false", "-no-color"]
+        if backend_config:
+            args.append("-reconfigure")
+            args += [f"-backend-config={k}={v}" for k, v in sorted(backend_config.items())]
         async with self._plugin_cache_lock():
-            result = await self._run(
-                ["init", "-json", "-input=false", "-no-color"],
-                workdir,
-                self.plan_timeout_s,
-                progress,
-            )
+            result = await self._run(args, workdir, self.plan_timeout_s, progress, step="init")
         diagnostics = _stream_diagnostics(result)
         if result.returncode != 0 and self.plugin_dir is None:
             diagnostics.append(
@@ -221,7 +270,9 @@ class TerraformRunner:
         return StepResult(result.returncode == 0, diagnostics, result.duration_s)
 
     async def validate(self, workdir: Path) -> StepResult:
-        result = await self._run(["validate", "-json", "-no-color"], workdir, self.plan_timeout_s)
+        result = await self._run(
+            ["validate", "-json", "-no-color"], workdir, self.plan_timeout_s, step="validate"
+        )
         try:
             doc = json.loads(result.stdout)
         except ValueError as exc:
@@ -250,7 +301,7 @@ class TerraformRunner:
         ]
         if destroy:
             args.append("-destroy")
-        result = await self._run(args, workdir, self.plan_timeout_s, progress)
+        result = await self._run(args, workdir, self.plan_timeout_s, progress, step="plan")
         diagnostics = _stream_diagnostics(result)
         # -detailed-exitcode: 0 no changes, 1 error, 2 changes present
         return PlanOutcome(
@@ -262,7 +313,7 @@ class TerraformRunner:
 
     async def show_plan(self, workdir: Path, planfile: str) -> dict[str, Any]:
         result = await self._run(
-            ["show", "-json", "-no-color", planfile], workdir, self.plan_timeout_s
+            ["show", "-json", "-no-color", planfile], workdir, self.plan_timeout_s, step="show"
         )
         if result.returncode != 0:
             raise ToolError(f"terraform show failed: {(result.stderr or result.stdout)[:500]}")
@@ -281,20 +332,54 @@ class TerraformRunner:
             workdir,
             self.apply_timeout_s,
             progress,
+            step="apply",
         )
         return _apply_outcome(result)
 
-    async def destroy(self, workdir: Path, progress: Progress | None = None) -> ApplyOutcome:
+    async def destroy(
+        self,
+        workdir: Path,
+        progress: Progress | None = None,
+        *,
+        targets: Sequence[str] = (),
+    ) -> ApplyOutcome:
+        """Destroy everything in the state, or only `targets` (and what depends on them)."""
         result = await self._run(
-            ["apply", "-destroy", "-json", "-input=false", "-no-color", "-auto-approve"],
+            [
+                "apply",
+                "-destroy",
+                "-json",
+                "-input=false",
+                "-no-color",
+                "-auto-approve",
+                *(f"-target={t}" for t in targets),
+            ],
             workdir,
             self.apply_timeout_s,
             progress,
+            step="destroy",
         )
         return _apply_outcome(result)
 
+    async def state_pull(self, workdir: Path) -> dict[str, Any]:
+        """The current state document (`terraform state pull`); empty when there is none."""
+        result = await self._run(["state", "pull"], workdir, self.plan_timeout_s, step="state-pull")
+        if result.returncode != 0:
+            raise ToolError(
+                f"terraform state pull failed: {(result.stderr or result.stdout)[:500]}"
+            )
+        if not result.stdout.strip():
+            return {}
+        try:
+            doc: dict[str, Any] = json.loads(result.stdout)
+        except ValueError as exc:
+            raise ToolError("terraform state pull printed invalid JSON") from exc
+        return doc
+
     async def outputs(self, workdir: Path) -> dict[str, Any]:
-        result = await self._run(["output", "-json", "-no-color"], workdir, self.plan_timeout_s)
+        result = await self._run(
+            ["output", "-json", "-no-color"], workdir, self.plan_timeout_s, step="output"
+        )
         if result.returncode != 0:
             return {}
         try:
@@ -307,85 +392,13 @@ class TerraformRunner:
         }
 
 
-def _json_message(line: str) -> str | None:
-    try:
-        doc = json.loads(line)
-    except ValueError:
-        return line.strip() or None
-    if not isinstance(doc, dict):
-        return None
-    message = doc.get("@message")
-    return str(message) if message else None
-
-
-def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
-    rng = raw.get("range") or {}
-    severity = (
-        DiagnosticSeverity.WARNING if raw.get("severity") == "warning" else DiagnosticSeverity.ERROR
-    )
-    return Diagnostic(
-        severity=severity,
-        summary=str(raw.get("summary", "")),
-        detail=str(raw.get("detail", "")),
-        address=raw.get("address"),
-        filename=rng.get("filename"),
-        line=(rng.get("start") or {}).get("line"),
-    )
-
-
-def _stream_lines(result: ProcessResult) -> list[dict[str, Any]]:
-    docs = []
-    for line in result.stdout.splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            docs.append(doc)
-    return docs
-
-
-def _stream_diagnostics(result: ProcessResult) -> list[Diagnostic]:
-    diagnostics = [
-        _diagnostic(doc["diagnostic"])
-        for doc in _stream_lines(result)
-        if doc.get("type") == "diagnostic" and isinstance(doc.get("diagnostic"), dict)
-    ]
-    if result.returncode not in (0, 2) and not any(
-        d.severity is DiagnosticSeverity.ERROR for d in diagnostics
-    ):
-        # Failed before the JSON UI started (bad CLI config, crash): keep what it said.
-        text = (result.stderr or result.stdout).strip()[-2000:]
-        diagnostics.append(
-            Diagnostic(
-                severity=DiagnosticSeverity.ERROR,
-                summary=f"terraform exited with code {result.returncode}",
-                detail=text,
-            )
-        )
-    return diagnostics
-
-
-def _apply_outcome(result: ProcessResult) -> ApplyOutcome:
-    added = changed = destroyed = 0
-    outputs: dict[str, Any] = {}
-    for doc in _stream_lines(result):
-        if doc.get("type") == "change_summary":
-            changes = doc.get("changes") or {}
-            added = int(changes.get("add", 0))
-            changed = int(changes.get("change", 0))
-            destroyed = int(changes.get("remove", 0))
-        elif doc.get("type") == "outputs":
-            outputs = {
-                name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
-                for name, item in (doc.get("outputs") or {}).items()
-            }
-    return ApplyOutcome(
-        ok=result.returncode == 0,
-        diagnostics=_stream_diagnostics(result),
-        duration_s=result.duration_s,
-        added=added,
-        changed=changed,
-        destroyed=destroyed,
-        outputs=outputs,
-    )
+@contextlib.contextmanager
+def _step_log(workdir: Path, step: str | None) -> Iterator[IO[str] | None]:
+    if step is None:
+        yield None
+        return
+    directory = workdir / LOG_DIR
+    directory.mkdir(exist_ok=True)
+    with (directory / f"{step}.log").open("a", encoding="utf-8") as handle:
+        handle.write(f"--- terraform {step} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
+        yield handle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, Submitter
 from api.errors import ErrorBody
 from crew.service import submit_goal
 from schemas.goal import GoalStatement
@@ -19,11 +19,15 @@ router = APIRouter(prefix="/v1", tags=["goals"])
     response_model=RunCreated,
     responses={
         200: {"model": RunCreated, "description": "This goal_id was submitted before."},
+        401: {"model": ErrorBody, "description": "No or unknown bearer token."},
+        403: {"model": ErrorBody, "description": "The token's role is viewer (submitter needed)."},
         409: {"model": ErrorBody, "description": "goal_id reused for a different goal."},
         422: {"model": ErrorBody, "description": "The goal does not match GoalStatement v0.1."},
     },
 )
-async def create_goal(goal: GoalStatement, services: ServicesDep, response: Response) -> RunCreated:
+async def create_goal(
+    goal: GoalStatement, services: ServicesDep, response: Response, _: Submitter
+) -> RunCreated:
     """Accept a goal; a worker designs, builds and validates it, then waits at the gate.
 
     Sending the same `goal_id` again returns the same run (200) instead of a new one."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import ServicesDep
+from api.deps import PrincipalDep, ServicesDep
 from api.errors import ErrorBody
-from crew.service import decide, run_detail
+from crew.gate.access import Principal
+from crew.gate.actions import Identity, act
+from crew.service import run_detail
 from schemas.approval import Channel, Decision
 from schemas.run import RunDetail, RunSummary
 from schemas.states import ConductorState
@@ -17,16 +19,47 @@ from schemas.states import ConductorState
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No or unknown bearer token."},
+    403: {
+        "model": ErrorBody,
+        "description": "The caller may not decide (not the approver role, or not in "
+        "CREW_APPROVERS); the refusal is logged.",
+    },
     404: {"model": ErrorBody, "description": "No run with this id."},
-    409: {"model": ErrorBody, "description": "The run is not waiting, or was already decided."},
+    409: {
+        "model": ErrorBody,
+        "description": "The run is not waiting, was already decided (the message names who "
+        "decided first), or its plan went stale since validation.",
+    },
 }
 
 
 class DecisionBody(BaseModel):
+    """Why (optional). Who decides is the authenticated principal, never a body field."""
+
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(default="rest", min_length=1, max_length=200, description="Who decides.")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=2000, description="Recorded in the audit.")
+    actor: str | None = Field(
+        default=None,
+        description="Not accepted: the actor is the principal of your bearer token.",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @field_validator("actor")
+    @classmethod
+    def _no_actor(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "the actor is not taken from the body: it is the principal your bearer token "
+                "names; remove this field"
+            )
+
+
+def _identity(principal: Principal) -> Identity:
+    return Identity(
+        actor=principal.name, channel=Channel.REST, actor_id=principal.name, role=principal.role
+    )
 
 
 @router.get("", response_model=list[RunSummary])
@@ -47,13 +80,15 @@ async def get_run(run_id: str, services: ServicesDep) -> RunDetail:
     return await run_detail(services, run_id)
 
 
-async def _decide(
-    services: ServicesDep, run_id: str, decision: Decision, body: DecisionBody | None
+async def _act(
+    services: ServicesDep,
+    principal: Principal,
+    run_id: str,
+    action: Decision,
+    body: DecisionBody | None,
 ) -> RunSummary:
-    body = body or DecisionBody()
-    record = await decide(
-        services, run_id, decision, actor=body.actor, channel=Channel.REST, reason=body.reason
-    )
+    reason = body.reason if body else None
+    record = await act(services, run_id, action, _identity(principal), reason=reason)
     return record.to_summary()
 
 
@@ -64,10 +99,12 @@ async def _decide(
     responses=_ERRORS,
 )
 async def approve(
-    run_id: str, services: ServicesDep, body: DecisionBody | None = None
+    run_id: str, services: ServicesDep, principal: PrincipalDep, body: DecisionBody | None = None
 ) -> RunSummary:
-    """Approve the validated plan; the run applies exactly that plan file."""
-    return await _decide(services, run_id, Decision.APPROVE, body)
+    """Approve the validated plan (approver role); the run applies exactly that plan file.
+
+    Recorded once: a second decision from any channel is a 409 naming who decided first."""
+    return await _act(services, principal, run_id, Decision.APPROVE, body)
 
 
 @router.post(
@@ -77,7 +114,24 @@ async def approve(
     responses=_ERRORS,
 )
 async def reject(
-    run_id: str, services: ServicesDep, body: DecisionBody | None = None
+    run_id: str, services: ServicesDep, principal: PrincipalDep, body: DecisionBody | None = None
 ) -> RunSummary:
-    """Reject the plan; the run ends REJECTED and nothing is applied."""
-    return await _decide(services, run_id, Decision.REJECT, body)
+    """Reject the plan (approver role); the run ends REJECTED and nothing is applied."""
+    return await _act(services, principal, run_id, Decision.REJECT, body)
+
+
+@router.post(
+    "/{run_id}/rollback",
+    response_model=RunSummary,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **{code: _ERRORS[code] for code in (401, 403, 404)},
+        409: {"model": ErrorBody, "description": "The run is not DONE, or was rolled back."},
+    },
+)
+async def rollback(
+    run_id: str, services: ServicesDep, principal: PrincipalDep, body: DecisionBody | None = None
+) -> RunSummary:
+    """Roll back a DONE run (approver role): a worker restores the stack to its state before
+    the apply."""
+    return await _act(services, principal, run_id, Decision.ROLLBACK, body)

@@ -3,24 +3,39 @@ anything: a PlanSpec (exit 0), a DesignBlocked (exit 3), or the input errors (ex
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from crew.cli.render import err, out, print_blocked, print_json, print_plan
-from crew.inputs import InputError, load_goal
-from nodes.atlas import plan_goal
-from schemas.plan import PlanSpec
+from crew.container import build_planner
+from crew.errors import ConfigurationError, CrewError
+from crew.inputs import InputError, load_goal, problems_from_errors
+from crew.settings import Settings
+from nodes.atlas import design_goal, with_svg
+from schemas.plan import DesignBlocked, PlanSpec
 
 app = typer.Typer(
     name="atlas",
-    help="Atlas, the architect: turn a GoalStatement into a PlanSpec (or say why it cannot).",
+    help=(
+        "Atlas, the architect: turn a GoalStatement into a PlanSpec (or say why it cannot).\n\n"
+        "The design uses only the vetted component catalog; its cost is forecast from the "
+        "built-in price table and must stay within 80 % of the goal's budget."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+class PlannerChoice(StrEnum):
+    CATALOG = "catalog"
+    LLM = "llm"
 
 
 @app.callback()
@@ -34,11 +49,26 @@ def plan(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Also write the PlanSpec JSON here.")
     ] = None,
+    planner: Annotated[
+        PlannerChoice | None,
+        typer.Option(
+            "--planner",
+            help="catalog: offline rules; llm: CREW_LLM_MODEL at CREW_LLM_BASE_URL. "
+            "Default: CREW_PLANNER (auto: llm when CREW_LLM_MODEL is set).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON on stdout (the default when piped).")
     ] = False,
 ) -> None:
-    """Design for GOAL_FILE. Exit 0 with a PlanSpec, 3 when blocked, 2 for a bad goal."""
+    """Design for GOAL_FILE and print the PlanSpec: components, forecast vs budget, risks.
+
+    Exit codes: 0 a PlanSpec; 3 a DesignBlocked (each reason says what to change in the
+    goal); 2 a bad goal file or bad settings; 1 the planner failed (e.g. the LLM endpoint is
+    down: the message says so). Nothing is built or applied; past plans are not consulted
+    (that needs the service's database).
+    """
     try:
         goal = load_goal(goal_file)
     except InputError as exc:
@@ -46,9 +76,29 @@ def plan(
             err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
             err.print(f"  fix: {problem.fix}")
         raise typer.Exit(2) from exc
+    try:
+        settings = Settings()
+        chosen = build_planner(settings, planner.value if planner else None)
+    except ValidationError as exc:
+        details = "; ".join(str(p) for p in problems_from_errors(exc.errors(include_url=False)))
+        _fail(2, f"bad settings: {details}")
+    except ConfigurationError as exc:
+        _fail(2, str(exc))
     digest = hashlib.sha256(goal.model_dump_json().encode()).hexdigest()[:12]
     goal_id = goal.goal_id or f"goal-{digest}"
-    result = plan_goal(goal, goal_id=goal_id, plan_id=f"plan-{digest}")
+
+    async def run() -> PlanSpec | DesignBlocked:
+        result = await design_goal(goal, planner=chosen, goal_id=goal_id, plan_id=f"plan-{digest}")
+        if isinstance(result, PlanSpec):
+            return await with_svg(result, settings.mermaid_cli)
+        return result
+
+    try:
+        result = asyncio.run(run())
+    except ConfigurationError as exc:
+        _fail(2, str(exc))
+    except CrewError as exc:
+        _fail(1, f"the {chosen.name} planner failed: {exc}")
     if output is not None and isinstance(result, PlanSpec):
         output.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
     if as_json or not out.is_terminal:
@@ -58,6 +108,11 @@ def plan(
     else:
         print_blocked(result)
     raise typer.Exit(0 if isinstance(result, PlanSpec) else 3)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """`crew`: run the service, drive runs, decide at the gate, inspect, export contracts.
 
 Exit codes: 0 success; 1 the run ended badly or an error occurred; 2 bad input (a goal that
-does not validate, an unknown run id, bad settings); 4 conflict (the run is not waiting, or
-was already decided).
+does not validate, an unknown run id, bad settings); 4 conflict (the run is not waiting, was
+already decided, or its plan went stale); 5 refused (the actor is not in CREW_APPROVERS).
 """
 
 from __future__ import annotations
@@ -15,12 +15,22 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
+from crew.cli.forge import build_command
 from crew.cli.render import err, out, print_json, print_run, runs_table, state_text
+from crew.cli.token import token_app
+from crew.cli.validate import validate_command
 from crew.container import Services, open_services
-from crew.errors import CrewError, RunConflictError, RunNotFoundError
+from crew.errors import (
+    CrewError,
+    GateRefusedError,
+    RunConflictError,
+    RunNotFoundError,
+    StalePlanError,
+)
+from crew.gate.actions import Identity, act
 from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.logs import configure_logging
-from crew.service import decide, run_detail, submit_goal
+from crew.service import run_detail, submit_goal
 from crew.settings import Settings
 from crew.worker import Worker
 from schemas.approval import Channel, Decision
@@ -44,6 +54,7 @@ schema_app = typer.Typer(help="Artifact contracts (JSON Schema).", no_args_is_he
 diagram_app = typer.Typer(help="Generated Mermaid diagrams.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 app.add_typer(diagram_app, name="diagram")
+app.add_typer(token_app, name="token")
 
 T = TypeVar("T")
 
@@ -77,8 +88,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(2) from exc
     except RunNotFoundError as exc:
         fail(2, str(exc))
-    except RunConflictError as exc:
+    except (RunConflictError, StalePlanError) as exc:
         fail(4, str(exc))
+    except GateRefusedError as exc:
+        fail(5, str(exc))
     except CrewError as exc:
         fail(1, str(exc))
     except KeyboardInterrupt:
@@ -138,8 +151,16 @@ def _show(detail: RunDetail, as_json: bool) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (CREW_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (CREW_PORT).")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also drive runs here (default). --no-worker: API only, runs are driven by "
+            "`crew worker` processes sharing CREW_DATABASE_URL and CREW_BUS_URL.",
+        ),
+    ] = True,
 ) -> None:
-    """Run the REST API and a worker in one process (OpenAPI at /docs)."""
+    """Run the REST API and a worker in one process (OpenAPI at /docs, metrics at /metrics)."""
     import uvicorn
 
     from api.app import create_app
@@ -148,7 +169,7 @@ def serve(
     configure_logging(settings.log_level)
     try:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, run_worker=worker),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -156,6 +177,31 @@ def serve(
         )
     except CrewError as exc:
         fail(1, str(exc))
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Runs driven at once (CREW_WORKER_CONCURRENCY)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics here (CREW_METRICS_PORT)."),
+    ] = None,
+) -> None:
+    """Drive runs without an API: start as many as you like, on any machine.
+
+    Workers and `crew serve` share the runs through the bus: point every process at the same
+    CREW_DATABASE_URL and CREW_BUS_URL (e.g. redis://host:6379/0 or nats://host:4222). A
+    worker that dies is noticed after 3 missed heartbeats (CREW_HEARTBEAT_S) and its runs
+    continue elsewhere from their last checkpoint. Stop with Ctrl-C / SIGTERM: runs in flight
+    finish or are handed back."""
+    from crew.cli.worker import run_worker
+
+    settings = load_settings(worker_concurrency=concurrency, metrics_port=metrics_port)
+    configure_logging(settings.log_level)
+    run_async(run_worker(settings))
 
 
 @app.command()
@@ -193,7 +239,7 @@ def _decide_command(
     configure_logging("WARNING")
 
     async def body(services: Services) -> RunDetail:
-        await decide(services, run_id, decision, actor=actor, channel=Channel.CLI, reason=reason)
+        await act(services, run_id, decision, _cli(actor), reason=reason)
         if wait:
             await _drive_here(services, run_id, not as_json)
         return await run_detail(services, run_id, with_audit=as_json)
@@ -209,7 +255,18 @@ def _decide_command(
     )
 
 
-ActorOpt = Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")]
+def _cli(actor: str) -> Identity:
+    """The CLI's identity: it holds the database's credentials, so it is trusted; `--actor`
+    is recorded (and, when CREW_APPROVERS is set, must be listed there)."""
+    return Identity(actor=actor, channel=Channel.CLI, actor_id=actor)
+
+
+ActorOpt = Annotated[
+    str,
+    typer.Option(
+        help="Who decides (recorded in the audit log; must be in CREW_APPROVERS when set)."
+    ),
+]
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")]
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Drive the run here until it stops.")
@@ -238,6 +295,33 @@ def reject(
 ) -> None:
     """Reject a run waiting at the gate; nothing is applied."""
     _decide_command(run_id, Decision.REJECT, actor, reason, wait, as_json)
+
+
+@app.command()
+def rollback(
+    run_id: str,
+    actor: ActorOpt = "cli",
+    reason: ReasonOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll back a DONE run: the stack goes back to its state before the run's apply.
+
+    For a first revision that destroys what the run created. Exit 0 when rolled back, 1 when
+    the rollback failed (page a human), 2 unknown run, 4 not DONE or already rolled back."""
+    settings = load_settings()
+    configure_logging("WARNING")
+
+    async def body(services: Services) -> RunDetail:
+        await act(services, run_id, Decision.ROLLBACK, _cli(actor), reason=reason)
+        if wait:
+            await _drive_here(services, run_id, not as_json)
+        return await run_detail(services, run_id, with_audit=as_json)
+
+    detail = run_async(_with_services(settings, body))
+    _show(detail, as_json)
+    done = detail.artifacts.rollback_result
+    raise typer.Exit(0 if detail.state is ConductorState.ROLLBACK or (done and done.ok) else 1)
 
 
 @app.command("runs")
@@ -275,11 +359,21 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
 def audit(
     run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="The gate log instead: refused decisions, expired approvals, rollback SLA alerts.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The append-only audit log: who moved which run where, and when."""
     settings = load_settings()
     configure_logging("WARNING")
+    if gate:
+        _gate_log(settings, run, limit, as_json)
+        return
     records = run_async(_with_services(settings, lambda s: s.runs.audit(run, limit)))
     if as_json:
         print_json(records)
@@ -291,6 +385,25 @@ def audit(
             f"{came} -> {state_text(r.to_state)}  by {r.actor}"
             + (f"  ({r.note[:80]})" if r.note else "")
         )
+
+
+def _gate_log(settings: Settings, run: str | None, limit: int, as_json: bool) -> None:
+    entries = run_async(_with_services(settings, lambda s: s.gate.entries(run, limit)))
+    if as_json:
+        print_json(entries)
+        return
+    for e in entries:
+        who = f"{e.actor} via {e.channel.value}" if e.actor and e.channel else e.actor or "-"
+        out.print(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.run_id or '-'}  {e.kind:<22} {e.action or '-':<8} "
+            f"by {who}: {e.detail}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+app.command("validate")(validate_command)
+app.command("build")(build_command)
 
 
 @schema_app.command("export")

@@ -68,22 +68,31 @@ def runs_table(runs: list[RunSummary]) -> Table:
 
 
 def print_plan(plan: PlanSpec) -> None:
-    out.print(f"[bold]{plan.summary}[/bold]")
+    out.print(f"[bold]{plan.summary}[/bold]", soft_wrap=True)
     out.print(f"plan {plan.plan_id}  region {plan.region}  environment {plan.environment.value}")
     table = Table(title="components")
-    for column in ("name", "type", "monthly USD"):
+    for column in ("name", "type", "monthly USD", "basis"):
         table.add_column(column)
-    costs = {line.component: line.monthly_usd for line in plan.budget.breakdown}
+    lines = {line.component: line for line in plan.budget.breakdown}
     for c in plan.components:
-        table.add_row(c.name, c.type, f"{costs.get(c.name, 0):,.2f}")
+        line = lines.get(c.name)
+        cost = f"{line.monthly_usd:,.2f}" if line else "-"
+        table.add_row(c.name, c.type, cost, line.basis if line else "")
     out.print(table)
     b = plan.budget
+    share = b.forecast_monthly_usd / b.cap_monthly_usd if b.cap_monthly_usd else 0
     out.print(
         f"forecast ${b.forecast_monthly_usd:,.2f}/month of ${b.cap_monthly_usd:,.2f} "
-        f"(brake at ${b.brake_monthly_usd:,.2f})"
+        f"({share:.0%}; brake at ${b.brake_monthly_usd:,.2f})"
     )
+    p = plan.provenance
+    by = f"{p.planner} ({p.model})" if p.model else p.planner
+    tokens = f", {p.prompt_tokens}+{p.completion_tokens} tokens" if p.model else ""
+    out.print(f"designed by {by} in {p.attempts} attempt(s){tokens}")
     for risk in plan.risks:
-        out.print(f"risk ({risk.severity.value}): {risk.description}")
+        out.print(f"risk ({risk.severity.value}): {risk.description}", soft_wrap=True)
+        if risk.mitigation:
+            out.print(f"  mitigation: {risk.mitigation}", soft_wrap=True)
 
 
 def print_blocked(blocked: DesignBlocked) -> None:
@@ -135,6 +144,26 @@ def print_run(detail: RunDetail) -> None:
             )
             for key, value in result.outputs.items():
                 out.print(f"  {key} = {value}")
+            if result.restored:
+                out.print(f"  restored {result.restored}")
+            if result.sla_met is not None:
+                verdict = "met" if result.sla_met else "[red]missed[/red]"
+                out.print(f"  rollback SLA (begin < 5 min, finish < 15 min): {verdict}")
+            if result.page_human:
+                out.print("  [red bold]page a human: the stack needs a person now[/red bold]")
+    if a.rollback_request:
+        asked = a.rollback_request
+        out.print(
+            f"rollback requested by {asked.actor} via {asked.channel.value} "
+            f"at {asked.at:%Y-%m-%d %H:%M:%S}"
+        )
+    if (
+        detail.state is ConductorState.DONE
+        and a.apply_result
+        and a.apply_result.ok
+        and not (a.rollback_result)
+    ):
+        out.print(f"to undo it: crew rollback {detail.run_id}")
     if detail.error and detail.state is not ConductorState.DONE:
         out.print(f"[red]{detail.error}[/red]")
     if detail.last_error:

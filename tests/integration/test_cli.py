@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = EXAMPLES.parent
 OBJECT_STORAGE = EXAMPLES / "goal-object-storage.json"
-WEB_API = EXAMPLES / "goal-web-api.json"
+BLOCKED_GOAL = EXAMPLES / "goal-blocked.json"
 
 
 def script(name: str) -> str:
@@ -167,9 +167,13 @@ def test_approve_applies_to_moto(approved_run: dict[str, Any], moto_endpoint: st
     assert approved_run["decision"]["channel"] == "cli"
     result = approved_run["artifacts"]["apply_result"]
     assert result["ok"] is True, result
-    assert result["resources"]["added"] == 5
+    build = approved_run["artifacts"]["build"]
+    assert result["resources"]["added"] == build["plan"]["create"] > 0
     bucket = result["outputs"]["objects_bucket"]
-    assert buckets_tagged(moto_endpoint, "crew-goal", approved_run["goal_id"]) == {bucket}
+    # the bucket and the stack's access-log bucket, both carrying the required tags
+    tagged = buckets_tagged(moto_endpoint, "crew-goal", approved_run["goal_id"])
+    assert bucket in tagged
+    assert tagged == {bucket, result["outputs"].get("access_log_bucket", bucket)}
 
 
 def test_second_approval_is_a_conflict(
@@ -243,7 +247,7 @@ def test_missing_goal_file(cli_env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_blocked_goal_exits_1(cli_env: dict[str, str]) -> None:
-    result = crew(cli_env, "run", WEB_API)
+    result = crew(cli_env, "run", BLOCKED_GOAL)
     assert_exit(result, 1)
     assert "BLOCKED" in result.stdout
     assert "design blocked" in result.stdout
@@ -256,10 +260,10 @@ def test_atlas_plan(cli_env: dict[str, str]) -> None:
     assert [c.type for c in plan.components] == ["s3_bucket"]
     assert plan.region == "eu-west-1"
 
-    blocked = run_cli(cli_env, "atlas", "plan", WEB_API)
+    blocked = run_cli(cli_env, "atlas", "plan", BLOCKED_GOAL)
     assert_exit(blocked, 3)
     design_blocked = DesignBlocked.model_validate_json(blocked.stdout)
-    assert design_blocked.goal_id == "orders-api-2026-11"
+    assert design_blocked.goal_id == "orders-api-blocked"
     assert design_blocked.reasons
 
 
@@ -270,6 +274,38 @@ def test_contract_files_are_current(cli_env: dict[str, str]) -> None:
     diagrams = crew(cli_env, "diagram", "export", "--check")
     assert_exit(diagrams, 0)
     assert "up to date" in diagrams.stdout
+
+
+def test_rollback_of_a_done_run(
+    cli_env: dict[str, str], approved_run: dict[str, Any], moto_endpoint: str
+) -> None:
+    """`crew rollback RUN_ID`: DONE -> ROLLBACK -> DONE, the stack back to empty (revision 1),
+    audited; a second request and a run that is not DONE are conflicts (exit 4)."""
+    run_id = approved_run["run_id"]
+    assert buckets_tagged(moto_endpoint, "crew-goal", approved_run["goal_id"])
+    result = crew(
+        cli_env, "rollback", run_id, "--actor", "erin", "--reason", "wrong bucket", "--json"
+    )
+    assert_exit(result, 0)
+    detail = json.loads(result.stdout)
+    assert detail["state"] == "DONE"
+    rolled = detail["artifacts"]["rollback_result"]
+    assert rolled["ok"] is True, rolled
+    assert rolled["operation"] == "rollback"
+    assert rolled["restored"] == "empty stack"
+    assert rolled["resources"]["destroyed"] == approved_run["artifacts"]["build"]["plan"]["create"]
+    assert detail["artifacts"]["rollback_request"]["actor"] == "erin"
+    assert buckets_tagged(moto_endpoint, "crew-goal", approved_run["goal_id"]) == set()
+    events = [(r["event"], r["from_state"], r["to_state"], r["actor"]) for r in detail["audit"]]
+    assert events[-2:] == [
+        ("rollback.started", "DONE", "ROLLBACK", "erin"),
+        ("rollback.done", "ROLLBACK", "DONE", "forge"),
+    ]
+    again = crew(cli_env, "rollback", run_id)
+    assert_exit(again, 4)
+    assert "already rolled back" in again.stderr
+    unknown = crew(cli_env, "rollback", "no-such-run")
+    assert_exit(unknown, 2)
 
 
 def test_no_embedded_server_left_running(cli_env: dict[str, str], data_dir: Path) -> None:

@@ -32,3 +32,10 @@ def make_goal(name: str = "goal-object-storage.json", **changes: Any) -> GoalSta
 
 def tf_fixture(name: str) -> str:
     return (TF_FIXTURES / name).read_text(encoding="utf-8")
+
+
+def recorded_typo_line() -> int:
+    """The line of the unsupported argument the error fixtures added to the example's bucket
+    (tests/record_terraform_fixtures.py puts it right after the resource's first line)."""
+    lines = (FIXTURES / "golden" / "object-storage" / "main.tf").read_text().splitlines()
+    return lines.index('resource "aws_s3_bucket" "objects" {') + 2

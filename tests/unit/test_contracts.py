@@ -18,7 +18,6 @@ from pydantic import ValidationError
 import schemas
 from nodes.atlas import plan_goal
 from nodes.forge import summarize_plan
-from nodes.sentinel import evaluate_plan
 from schemas.apply import ApplyResult
 from schemas.approval import ApprovalDecision, ApprovalRequest
 from schemas.audit import AuditRecord
@@ -29,6 +28,7 @@ from schemas.export import SCHEMA_DIR, render_schemas, stale_schemas
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.registry import ARTIFACTS
 from schemas.validation import ValidateRequest, ValidationReport
+from tests.unit.sentinel_example import example_report
 from tests.unit.support import (
     ARTIFACT_EXAMPLES,
     EXAMPLE_PLAN_ID,
@@ -166,11 +166,17 @@ def test_example_plan_is_what_atlas_plans_for_the_example_goal() -> None:
     assert planned == PlanSpec.model_validate(load_example("PlanSpec"))
 
 
-def test_example_design_blocked_is_what_atlas_says_for_the_web_api_goal() -> None:
-    goal = make_goal("goal-web-api.json")
+def test_example_design_blocked_is_what_atlas_says_for_the_web_api_goal_moved_and_cut() -> None:
+    # The web API goal moved outside its allowed regions and given a quarter of its budget:
+    # one reason per clash, each with a concrete suggestion.
+    goal = make_goal("goal-web-api.json", region="us-east-1", budget={"monthly_usd": 100})
     assert goal.goal_id is not None
     blocked = plan_goal(goal, goal_id=goal.goal_id, plan_id="any-r1")
     assert blocked == DesignBlocked.model_validate(load_example("DesignBlocked"))
+    assert [r.constraint for r in blocked.reasons] == [
+        "constraints.allowed_regions",
+        "budget.monthly_usd",
+    ]
 
 
 def test_example_artifacts_describe_one_consistent_run(show_plan_json: dict[str, Any]) -> None:
@@ -192,15 +198,18 @@ def test_example_artifacts_describe_one_consistent_run(show_plan_json: dict[str,
     assert build.plan_file_digest == request.plan_file_digest == approval.plan_file_digest
     assert request.workspace == build.workspace
     assert request.budget_monthly_usd == plan.budget.cap_monthly_usd == approval.budget_monthly_usd
-    assert approval.forecast_monthly_usd == plan.budget.forecast_monthly_usd
+    assert approval.forecast_monthly_usd == report.cost.monthly_usd
     assert (approval.create, approval.update, approval.delete) == (
         build.plan.create,
         build.plan.update,
         build.plan.delete,
     )
-    # the build summarises the recorded plan; Sentinel's verdict is reproducible from it
+    # the build summarises the recorded plan
     assert build.plan == summarize_plan(show_plan_json)
-    assert report == evaluate_plan(plan, show_plan_json, request.budget_monthly_usd, report.at)
+    # Sentinel v0's verdict is reproducible from the recorded plan and the golden HCL (real
+    # checkov in-process, the example PlanSpec's usage, the built-in price table)
+    assert report.plan_id == plan.plan_id
+    assert report == example_report(plan, request.budget_monthly_usd, report.at)
     # the apply result carries what the recorded apply printed
     recorded = _apply_outcome(
         ProcessResult(("terraform", "apply"), 0, tf_fixture("apply.jsonl"), "", 1.0)

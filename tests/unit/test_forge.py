@@ -19,16 +19,21 @@ def change(address: str, *actions: str) -> dict[str, Any]:
     }
 
 
-def test_recorded_plan_creates_five_resources(show_plan_json: dict[str, Any]) -> None:
+def test_recorded_plan_creates_the_bucket_its_key_and_its_log_bucket(
+    show_plan_json: dict[str, Any],
+) -> None:
     summary = summarize_plan(show_plan_json)
-    assert (summary.create, summary.update, summary.delete, summary.replace) == (5, 0, 0, 0)
-    assert [c.address for c in summary.resource_changes] == [
+    assert (summary.create, summary.update, summary.delete, summary.replace) == (15, 0, 0, 0)
+    addresses = {c.address for c in summary.resource_changes}
+    assert {
         "aws_s3_bucket.objects",
-        "aws_s3_bucket_ownership_controls.objects",
         "aws_s3_bucket_public_access_block.objects",
         "aws_s3_bucket_server_side_encryption_configuration.objects",
-        "aws_s3_bucket_versioning.objects",
-    ]
+        "aws_s3_bucket_policy.objects",
+        "aws_kms_key.stack",
+        "aws_s3_bucket.stack_access_logs",
+    } <= addresses
+    assert not any(a.startswith("data.") for a in addresses)  # reads are not changes
     assert all(c.actions == ["create"] for c in summary.resource_changes)
 
 

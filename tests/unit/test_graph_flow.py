@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.states import ConductorState
 from schemas.validation import Verdict
-from tests.unit.support import make_goal, tf_fixture
+from tests.unit.support import make_goal, recorded_typo_line, tf_fixture
 from tools.process import ProcessResult
 from tools.terraform import (
     ApplyOutcome,
@@ -48,6 +48,10 @@ from tools.workspace import PLAN_FILE
 S = ConductorState
 T0 = datetime(2026, 11, 24, 18, 24, 40, tzinfo=UTC)
 RUN_ID = "20261124T182440-5f3c9a1e"
+#: What the recorded plan creates: the bucket, the stack's KMS key and its access-log bucket
+#: (tests/fixtures/terraform/README.md).
+RECORDED_RESOURCES = 15
+RECORDED_BUCKET = json.loads(tf_fixture("output.json"))["objects_bucket"]["value"]
 
 
 def recorded(name: str, returncode: int) -> ProcessResult:
@@ -66,15 +70,25 @@ class FakeTerraform:
     apply_error: Exception | None = None
     destroy_returncode: int = 0
     calls: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    """The stack's state as `state pull` shows it: empty, or the recorded applied state
+    once an apply ran (a failed one too: it created resources before failing)."""
+    destroyed_targets: list[str] = field(default_factory=list)
 
     async def version(self) -> str:
         self.calls.append("version")
         return str(json.loads(tf_fixture("version.json"))["terraform_version"])
 
     async def init(
-        self, workdir: Path, progress: Callable[[str], None] | None = None
+        self,
+        workdir: Path,
+        progress: Callable[[str], None] | None = None,
+        *,
+        backend_config: dict[str, str] | None = None,
     ) -> StepResult:
         self.calls.append("init")
+        assert backend_config is not None
+        assert backend_config["path"].endswith("terraform.tfstate")
         assert (workdir / "main.tf").is_file(), "init runs in the rendered workspace"
         return StepResult(True, _stream_diagnostics(recorded("init.jsonl", 0)), 0.5)
 
@@ -107,17 +121,28 @@ class FakeTerraform:
     ) -> ApplyOutcome:
         self.calls.append("apply")
         assert planfile == PLAN_FILE
+        self.state = json.loads(tf_fixture("state-applied.json"))
         if self.apply_error is not None:
             raise self.apply_error
         return _apply_outcome(recorded(self.apply_fixture, self.apply_returncode))
 
     async def destroy(
-        self, workdir: Path, progress: Callable[[str], None] | None = None
+        self,
+        workdir: Path,
+        progress: Callable[[str], None] | None = None,
+        *,
+        targets: Sequence[str] = (),
     ) -> ApplyOutcome:
         self.calls.append("destroy")
+        self.destroyed_targets = list(targets)
         if self.destroy_returncode:
             return _apply_outcome(recorded("apply-stale.jsonl", self.destroy_returncode))
+        self.state = {}
         return _apply_outcome(recorded("destroy.jsonl", 0))
+
+    async def state_pull(self, workdir: Path) -> dict[str, Any]:
+        self.calls.append("state_pull")
+        return self.state
 
     async def outputs(self, workdir: Path) -> dict[str, Any]:
         self.calls.append("outputs")
@@ -169,6 +194,14 @@ class Harness:
         return dict(snapshot.values)
 
 
+def config_files(workspace: Path) -> list[str]:
+    return sorted(p.name for p in workspace.glob("*.tf"))
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
 def ticking_clock() -> Callable[[], datetime]:
     ticks = itertools.count()
     return lambda: T0 + timedelta(seconds=next(ticks))
@@ -217,14 +250,24 @@ async def test_run_stops_at_the_approval_gate(harness: Harness, tmp_path: Path) 
     assert events(values) == HAPPY_START
     assert harness.terraform.calls == ["version", "init", "validate", "plan", "show_plan"]
     assert harness.ledger.started == {}
+    assert config_files(Path(values["build"].workspace)) == [
+        "main.tf",
+        "outputs.tf",
+        "variables.tf",
+        "versions.tf",
+    ]
 
     request = interrupt.value
     build = values["build"]
     assert request["run_id"] == RUN_ID
     assert request["plan_id"] == f"{RUN_ID}-r1"
     assert request["plan_file_digest"] == build.plan_file_digest
-    assert (request["create"], request["update"], request["delete"]) == (5, 0, 0)
-    assert (request["forecast_monthly_usd"], request["budget_monthly_usd"]) == (2.3, 20.0)
+    assert (request["create"], request["update"], request["delete"]) == (RECORDED_RESOURCES, 0, 0)
+    assert (request["forecast_monthly_usd"], request["budget_monthly_usd"]) == (
+        values["validation"].cost.monthly_usd,
+        20.0,
+    )
+    assert request["forecast_monthly_usd"] == 7.09  # the bucket, its access-log bucket, KMS
     assert values["validation"].verdict is Verdict.PASS
     assert build.terraform_version == "1.11.4"
     assert [w.summary for w in build.warnings] == ["Incomplete lock file information for providers"]
@@ -249,8 +292,15 @@ async def test_approve_applies_and_ends_done(harness: Harness) -> None:
     applied = values["apply_result"]
     assert applied.ok
     assert applied.operation is Operation.APPLY
-    assert applied.resources.added == 5
-    assert applied.outputs["objects_bucket"] == "crew-objects-20261124183147709800000001"
+    assert applied.resources.added == RECORDED_RESOURCES
+    assert applied.outputs["objects_bucket"] == RECORDED_BUCKET
+    assert applied.failure_at is None
+    snapshot = Path(applied.state_snapshot)
+    assert snapshot.name == "pre-apply.tfstate"
+    assert read(snapshot).strip() == "{}"
+    assert harness.terraform.calls[-3:] == ["state_pull", "apply", "outputs"] or (
+        harness.terraform.calls[-2:] == ["state_pull", "apply"]
+    )
     assert values.get("rollback_result") is None
     assert values.get("error") is None
     assert Counter(harness.terraform.calls)["apply"] == 1
@@ -298,9 +348,21 @@ async def test_apply_failure_rolls_back_to_done(harness: Harness) -> None:
     rollback = values["rollback_result"]
     assert rollback.ok
     assert rollback.operation is Operation.ROLLBACK
-    assert rollback.resources.destroyed == 5
+    assert rollback.resources.destroyed == RECORDED_RESOURCES
+    assert rollback.restored == "empty stack"
     assert Counter(harness.terraform.calls)["destroy"] == 1
+    assert harness.terraform.destroyed_targets == []  # nothing existed before: destroy all
     assert values["error"].startswith("apply failed: Saved plan is stale")
+    # the SLA clock starts at the failure (the ticking clock moves 1 s per reading)
+    failed = values["apply_result"].failure_at
+    assert failed is not None
+    assert rollback.failure_at == failed
+    assert failed < rollback.rollback_started_at < rollback.rollback_finished_at
+    assert rollback.sla_met is True
+    assert rollback.page_human is False
+    workspace = Path(values["build"].workspace)
+    assert (workspace / "snapshots" / "pre-apply.tfstate").is_file()
+    assert (workspace / "snapshots" / "post-failure.tfstate").is_file()
 
 
 async def test_apply_timeout_rolls_back(harness: Harness) -> None:
@@ -311,6 +373,7 @@ async def test_apply_timeout_rolls_back(harness: Harness) -> None:
     assert values["conductor_state"] is S.DONE
     assert values["apply_result"].error == "ToolTimeoutError: terraform apply ran longer than 1800s"
     assert Counter(harness.terraform.calls)["destroy"] == 1
+    assert values["rollback_result"].sla_met is True
 
 
 async def test_failed_rollback_ends_failed(harness: Harness) -> None:
@@ -322,14 +385,21 @@ async def test_failed_rollback_ends_failed(harness: Harness) -> None:
     assert values["conductor_state"] is S.FAILED
     assert events(values)[-1] == (7, EventType.ROLLBACK_FAILED, S.ROLLBACK, S.FAILED)
     assert not values["rollback_result"].ok
+    assert values["rollback_result"].page_human is True
     assert values["error"].startswith("rollback failed, page a human")
+    assert values["transitions"][-1].note.startswith("page a human: ")
     assert Counter(harness.terraform.calls)["destroy"] == 1
 
 
 async def test_a_second_apply_attempt_never_applies(harness: Harness) -> None:
     await harness.start(make_goal())
-    # an earlier worker recorded the start of this run's apply, then died
+    # an earlier worker took the snapshot, recorded the start of this run's apply, got
+    # terraform to create the resources, then died
+    workspace = Path((await harness.values())["build"].workspace)
+    (workspace / "snapshots").mkdir()
+    (workspace / "snapshots" / "pre-apply.tfstate").write_text("{}")
     harness.ledger.started[RUN_ID] = T0
+    harness.terraform.state = json.loads(tf_fixture("state-applied.json"))
     await harness.decide(Decision.APPROVE)
     values = await harness.values()
     assert "apply" not in harness.terraform.calls
@@ -355,10 +425,15 @@ async def test_a_tampered_plan_file_is_refused(harness: Harness) -> None:
     )
     assert values["conductor_state"] is S.DONE
     assert values["rollback_result"].ok
+    assert values["rollback_result"].restored == "nothing to undo: the apply never started"
+    assert "destroy" not in harness.terraform.calls
+    assert harness.ledger.started == {}
 
 
 async def test_a_blocked_design_ends_blocked(harness: Harness) -> None:
-    result = await harness.start(make_goal("goal-web-api.json"))
+    # the web API goal moved outside its allowed regions, on a quarter of its budget
+    blocked_goal = make_goal("goal-web-api.json", region="us-east-1", budget={"monthly_usd": 100})
+    result = await harness.start(blocked_goal)
     assert "__interrupt__" not in result
     values = await harness.values()
     assert values["conductor_state"] is S.BLOCKED
@@ -366,7 +441,10 @@ async def test_a_blocked_design_ends_blocked(harness: Harness) -> None:
         (1, EventType.DESIGN_STARTED, S.PENDING, S.IN_PROGRESS),
         (2, EventType.DESIGN_BLOCKED, S.IN_PROGRESS, S.BLOCKED),
     ]
-    assert values["design_blocked"].reasons[0].constraint == "workload"
+    assert [r.constraint for r in values["design_blocked"].reasons] == [
+        "constraints.allowed_regions",
+        "budget.monthly_usd",
+    ]
     assert values["error"].startswith("design blocked: ")
     assert values.get("plan") is None
     assert harness.terraform.calls == []
@@ -385,7 +463,7 @@ async def test_a_plan_error_blocks_the_build(harness: Harness) -> None:
     assert not build.ok
     assert (build.plan_file, build.plan_file_digest) == (None, None)
     assert [(e.summary, e.filename, e.line) for e in build.errors] == [
-        ("Unsupported argument", "main.tf", 18)
+        ("Unsupported argument", "main.tf", recorded_typo_line())
     ]
     assert "Unsupported argument" in values["error"]
     assert "show_plan" not in harness.terraform.calls
@@ -397,7 +475,7 @@ async def test_a_resource_outside_the_catalog_blocks_validation(harness: Harness
         {
             "address": "aws_iam_user.admin",
             "type": "aws_iam_user",
-            "change": {"actions": ["create"]},
+            "change": {"actions": ["create"], "before": None, "after": {"name": "admin"}},
         }
     )
     result = await harness.start(make_goal())

@@ -21,14 +21,14 @@ from graph.graph import (
     build_graph,
 )
 from graph.state import RunState, initial_state, merge_counts, project_run, summarize, transition
-from nodes.sentinel import evaluate_plan
 from schemas.audit import Transition
 from schemas.build import BuildStatus, PlanChangeSummary
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.plan import BlockReason, DesignBlocked, PlanSpec
 from schemas.states import ACTIVE_STATES, TERMINAL_STATES, ConductorState
-from schemas.validation import Verdict
+from schemas.validation import ValidationReport, Verdict
+from tests.unit.support import ARTIFACT_EXAMPLES
 
 S = ConductorState
 T0 = datetime(2026, 11, 24, 18, 24, 40, tzinfo=UTC)
@@ -44,6 +44,14 @@ def build_status(ok: bool) -> BuildStatus:
         plan_file="crew.tfplan" if ok else None,
         plan_file_digest="0" * 64 if ok else None,
     )
+
+
+def example_validation(verdict: Verdict) -> ValidationReport:
+    """The example run's report (examples/artifacts), with the verdict a test needs."""
+    report = ValidationReport.model_validate_json(
+        (ARTIFACT_EXAMPLES / "ValidationReport.json").read_text(encoding="utf-8")
+    )
+    return report.model_copy(update={"verdict": verdict})
 
 
 BLOCKED = DesignBlocked(
@@ -114,7 +122,9 @@ def test_pending_is_start_only_and_terminal_states_are_final() -> None:
     sources = {a for pairs in TRANSITIONS.values() for a, _ in pairs}
     targets = {b for pairs in TRANSITIONS.values() for _, b in pairs}
     assert S.PENDING not in targets
-    assert not sources & TERMINAL_STATES
+    # only a human moves a run out of a terminal state: rolling back a DONE run
+    assert sources & TERMINAL_STATES == {S.DONE}
+    assert [pair for pair in TRANSITIONS["apply"] if pair[0] is S.DONE] == [(S.DONE, S.ROLLBACK)]
     assert TERMINAL_STATES.issubset(targets)
     # every state a run can sit in without being finished has a way out
     assert set(ConductorState) - TERMINAL_STATES <= sources
@@ -273,7 +283,7 @@ def test_project_run_builds_audit_records_after_a_seq(
     show_plan_json: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    report = evaluate_plan(example_plan, show_plan_json, 20, T0)
+    report = example_validation(Verdict.PASS)
     values: dict[str, Any] = {
         "run_id": "run-1",
         "goal": object_storage_goal,
@@ -326,7 +336,7 @@ def test_summarize_picks_the_numbers_a_run_list_shows(
     example_plan: PlanSpec, object_storage_goal: GoalStatement, show_plan_json: dict[str, Any]
 ) -> None:
     assert summarize({}) == {}
-    report = evaluate_plan(example_plan, show_plan_json, 1, T0)  # forecast above the brake
+    report = example_validation(Verdict.FAIL)  # e.g. the forecast above the brake
     assert report.verdict is Verdict.FAIL
     summary = summarize(
         {
@@ -343,7 +353,7 @@ def test_summarize_picks_the_numbers_a_run_list_shows(
         "environment": "dev",
         "plan_id": example_plan.plan_id,
         "components": 1,
-        "forecast_monthly_usd": 2.3,
+        "forecast_monthly_usd": example_plan.budget.forecast_monthly_usd,
         "plan_changes": {"create": 5, "update": 1, "delete": 0},
         "verdict": "FAIL",
         "error": "validation failed: budget",

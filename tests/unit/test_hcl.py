@@ -100,9 +100,12 @@ def test_hostile_tag_value_renders_as_a_literal() -> None:
     assert isinstance(plan, PlanSpec)
     main = render_workspace_files(plan)["main.tf"]
     assert '"team"        = "$${file(\\"/etc/passwd\\")}"' in main
-    # no interpolation or directive anywhere: every ${ and %{ is escaped
-    assert not re.search(r"(?<!\$)\$\{", main)
+    # no directive anywhere, and the only interpolations are the templates' own plain
+    # references (Template parts): the hostile text stays escaped
     assert not re.search(r"(?<!%)%\{", main)
+    for inner in re.findall(r"(?<!\$)\$\{([^}]*)\}", main):
+        assert Ref(inner).expr == inner
+    assert "file(" not in "".join(re.findall(r"(?<!\$)\$\{([^}]*)\}", main))
     line = next(ln for ln in main.splitlines() if '"team"' in ln)
     assert hcl_unquote(line.split(" = ", 1)[1]) == hostile
 

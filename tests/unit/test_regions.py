@@ -20,9 +20,11 @@ def botocore_regions() -> dict[str, set[str]]:
 def test_partition_matches_botocore(partition: str) -> None:
     ours = PARTITIONS[partition]
     theirs = botocore_regions()[partition]
-    assert ours == theirs, (
-        f"schemas/regions.py is out of date for {partition}: "
-        f"missing {sorted(theirs - ours)}, extra {sorted(ours - theirs)}"
+    # ours may be newer than the installed botocore: checkov (Sentinel) pins boto3==1.35.49,
+    # whose botocore predates ap-east-2 and ap-southeast-6; a region botocore knows and we do
+    # not is what this test is for
+    assert theirs <= ours, (
+        f"schemas/regions.py is out of date for {partition}: missing {sorted(theirs - ours)}"
     )
 
 

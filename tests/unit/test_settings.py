@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import crew.settings
+from crew.gate.access import hash_token
 from crew.settings import Settings, detect_plugin_dir
 
 
@@ -45,9 +46,11 @@ def test_loopback_bind_needs_no_tokens(host: str, tmp_path: Path) -> None:
 
 
 def test_non_loopback_bind_with_tokens_is_allowed(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, host="0.0.0.0", api_tokens=["s3cret"])
-    assert [t.get_secret_value() for t in settings.api_tokens] == ["s3cret"]
-    assert "s3cret" not in repr(settings)
+    token = "s3cret-s3cret-s3cret"
+    settings = Settings(data_dir=tmp_path, host="0.0.0.0", api_tokens=[f"ops:viewer:{token}"])
+    assert [(t.principal, t.role.value) for t in settings.api_tokens] == [("ops", "viewer")]
+    assert settings.api_tokens[0].sha256 == hash_token(token)
+    assert token not in repr(settings)
 
 
 def test_the_refusal_applies_to_environment_variables_too(
@@ -56,9 +59,12 @@ def test_the_refusal_applies_to_environment_variables_too(
     monkeypatch.setenv("CREW_HOST", "0.0.0.0")
     with pytest.raises(ValidationError, match="CREW_API_TOKENS"):
         Settings(data_dir=tmp_path)
-    monkeypatch.setenv("CREW_API_TOKENS", "one, two ,,")
+    monkeypatch.setenv(
+        "CREW_API_TOKENS", "one:viewer:0123456789abcdef, two:approver:fedcba9876543210 ,,"
+    )
     settings = Settings(data_dir=tmp_path)
-    assert [t.get_secret_value() for t in settings.api_tokens] == ["one", "two"]
+    assert [t.principal for t in settings.api_tokens] == ["one", "two"]
+    assert settings.api_tokens[1].sha256 == hash_token("fedcba9876543210")
 
 
 # -- CREW_ prefix -----------------------------------------------------------------------------

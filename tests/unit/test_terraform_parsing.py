@@ -17,7 +17,7 @@ from crew.container import build_terraform_runner
 from crew.errors import ToolError, ToolNotFoundError
 from crew.settings import Settings
 from schemas.build import DiagnosticSeverity
-from tests.unit.support import TF_FIXTURES, tf_fixture
+from tests.unit.support import TF_FIXTURES, recorded_typo_line, tf_fixture
 from tools.process import ProcessResult
 from tools.terraform import (
     TerraformRunner,
@@ -25,6 +25,7 @@ from tools.terraform import (
     _diagnostic,
     _json_message,
     _stream_diagnostics,
+    managed_addresses,
     passthrough_env,
 )
 
@@ -88,7 +89,7 @@ def test_plan_error_carries_its_source_range() -> None:
     assert error.severity is DiagnosticSeverity.ERROR
     assert error.summary == "Unsupported argument"
     assert error.detail == 'An argument named "acl_typo" is not expected here.'
-    assert (error.filename, error.line) == ("main.tf", 18)
+    assert (error.filename, error.line) == ("main.tf", recorded_typo_line())
 
 
 def test_failure_before_the_json_ui_keeps_stderr() -> None:
@@ -117,7 +118,11 @@ def test_validate_output_diagnostics() -> None:
     doc = json.loads(tf_fixture("validate-error.json"))
     assert doc["valid"] is False
     (error,) = [_diagnostic(d) for d in doc["diagnostics"]]
-    assert (error.summary, error.filename, error.line) == ("Unsupported argument", "main.tf", 18)
+    assert (error.summary, error.filename, error.line) == (
+        "Unsupported argument",
+        "main.tf",
+        recorded_typo_line(),
+    )
 
 
 def test_diagnostic_defaults() -> None:
@@ -151,11 +156,10 @@ def test_progress_messages(line: str, message: str | None) -> None:
 def test_apply_outcome_from_a_recorded_apply() -> None:
     outcome = _apply_outcome(result(tf_fixture("apply.jsonl"), 0))
     assert outcome.ok
-    assert (outcome.added, outcome.changed, outcome.destroyed) == (5, 0, 0)
-    assert outcome.outputs == {
-        "objects_arn": "arn:aws:s3:::crew-objects-20261124183147709800000001",
-        "objects_bucket": "crew-objects-20261124183147709800000001",
-    }
+    assert (outcome.added, outcome.changed, outcome.destroyed) == (15, 0, 0)
+    recorded = json.loads(tf_fixture("output.json"))
+    assert outcome.outputs == {name: item["value"] for name, item in recorded.items()}
+    assert outcome.outputs["objects_bucket"].startswith("crew-")
     assert outcome.errors == []
     assert outcome.duration_s == 1.25
 
@@ -170,7 +174,7 @@ def test_apply_outcome_of_a_stale_plan() -> None:
 def test_destroy_outcome_uses_the_last_summary() -> None:
     outcome = _apply_outcome(result(tf_fixture("destroy.jsonl"), 0))
     assert outcome.ok
-    assert (outcome.added, outcome.changed, outcome.destroyed) == (0, 0, 5)
+    assert (outcome.added, outcome.changed, outcome.destroyed) == (0, 0, 15)
     assert outcome.outputs == {}
 
 
@@ -251,6 +255,7 @@ case "$1" in
   show) cat "$fx/show-plan.json" ;;
   apply) case "$2" in -destroy) cat "$fx/destroy.jsonl" ;; *) cat "$fx/apply.jsonl" ;; esac ;;
   output) cat "$fx/output.json" ;;
+  state) cat "$fx/state-applied.json" ;;
   *) echo "unknown command $1" >&2; exit 64 ;;
 esac
 """
@@ -304,7 +309,7 @@ async def test_runner_commands_parse_recorded_output(
     plan = await fake_runner.plan(workspace, "crew.tfplan", progress.append)
     assert plan.ok
     assert plan.has_changes
-    assert "Plan: 5 to add, 0 to change, 0 to destroy." in progress
+    assert "Plan: 15 to add, 0 to change, 0 to destroy." in progress
     assert (workspace / "crew.tfplan").exists()
     assert seen(fake_runner, "argv", "plan").split() == [
         "plan",
@@ -317,19 +322,43 @@ async def test_runner_commands_parse_recorded_output(
     assert seen(fake_runner, "cwd", "plan").strip() == str(workspace)
 
     shown = await fake_runner.show_plan(workspace, "crew.tfplan")
-    assert len(shown["resource_changes"]) == 5
+    # 15 resources to create, and the two policy documents read at apply time
+    assert len(shown["resource_changes"]) == 17
 
     applied = await fake_runner.apply(workspace, "crew.tfplan")
-    assert (applied.ok, applied.added) == (True, 5)
+    assert (applied.ok, applied.added) == (True, 15)
     assert seen(fake_runner, "argv", "apply").split()[-1] == "crew.tfplan"
     assert "-auto-approve" in seen(fake_runner, "argv", "apply").split()
 
     outputs = await fake_runner.outputs(workspace)
-    assert outputs["objects_bucket"] == "crew-objects-20261124183147709800000001"
+    recorded = json.loads(tf_fixture("output.json"))
+    assert outputs["objects_bucket"] == recorded["objects_bucket"]["value"]
 
-    destroyed = await fake_runner.destroy(workspace)
-    assert (destroyed.ok, destroyed.destroyed) == (True, 5)
-    assert seen(fake_runner, "argv", "apply").split()[:2] == ["apply", "-destroy"]
+    state = await fake_runner.state_pull(workspace)
+    assert managed_addresses(state) >= {"aws_s3_bucket.objects", "aws_kms_key.stack"}
+    assert len(managed_addresses(state)) == 15
+    assert seen(fake_runner, "argv", "state").split() == ["state", "pull"]
+
+    destroyed = await fake_runner.destroy(workspace, targets=["aws_s3_bucket.objects"])
+    assert (destroyed.ok, destroyed.destroyed) == (True, 15)
+    argv = seen(fake_runner, "argv", "apply").split()
+    assert argv[:2] == ["apply", "-destroy"]
+    assert argv[-1] == "-target=aws_s3_bucket.objects"
+
+    # every step streamed its output to a log file in the workspace, as it ran
+    logs = {p.name: p.read_text() for p in (workspace / "logs").iterdir()}
+    assert set(logs) == {
+        "init.log",
+        "plan.log",
+        "show.log",
+        "apply.log",
+        "output.log",
+        "state-pull.log",
+        "destroy.log",
+    }
+    assert "Plan: 15 to add, 0 to change, 0 to destroy." in logs["plan.log"]
+    assert "Apply complete! Resources: 15 added" in logs["apply.log"]
+    assert "exit 0 after" in logs["init.log"]
 
 
 async def test_runner_environment_and_cli_config(fake_runner: TerraformRunner) -> None:
@@ -347,7 +376,8 @@ async def test_runner_environment_and_cli_config(fake_runner: TerraformRunner) -
     assert env["TF_INPUT"] == "0"
     assert env["CHECKPOINT_DISABLE"] == "1"
     config = read_text(env["TF_CLI_CONFIG_FILE"])
-    assert f"plugin_cache_dir = {json.dumps(str(fake_runner.plugin_cache_dir))}" in config
+    # with a mirror, workspaces link straight to it: no shared plugin cache to race on
+    assert "plugin_cache_dir" not in config
     assert f"path    = {json.dumps(str(fake_runner.plugin_dir))}" in config
     assert 'exclude = ["registry.terraform.io/*/*"]' in config  # never the public registry
 
@@ -364,4 +394,15 @@ async def test_validate_error_diagnostics(fake_runner: TerraformRunner, tmp_path
     fake_runner._base_env["VALIDATE"] = "error"
     checked = await fake_runner.validate(tmp_path)
     assert not checked.ok
-    assert [(e.summary, e.line) for e in checked.errors] == [("Unsupported argument", 18)]
+    assert [(e.summary, e.line) for e in checked.errors] == [
+        ("Unsupported argument", recorded_typo_line())
+    ]
+
+
+def test_without_a_mirror_the_cli_config_shares_one_plugin_cache(tmp_path: Path) -> None:
+    tf = runner(tmp_path, Path("/bin/true"), None)
+    tf._ensure_cli_config()
+    config = (tmp_path / "terraform.rc").read_text(encoding="utf-8")
+    assert f"plugin_cache_dir = {json.dumps(str(tmp_path / 'cache'))}" in config
+    assert "filesystem_mirror" not in config
+    assert (tmp_path / "cache").is_dir()

@@ -1,0 +1,186 @@
+"""Slack: slash commands (`/approve`, `/reject`, `/rollback`) and the gate message's buttons.
+
+Every request is checked in this order before anything runs: Slack is configured (404
+otherwise), the signature verifies over the raw body (401: missing, stale or bad), the request
+was not seen before (401 for a replay; Slack's own retry gets an empty 200), and only then is
+the body parsed into a GateCommand, a Reply or an Ignore. A GateCommand goes through the same
+path as REST and the CLI (`crew.gate.actions.act`), as the Slack user (who must be in
+CREW_APPROVERS).
+
+Slack needs an answer within 3 seconds. Recording a decision is one UPDATE, and the worker
+resumes the run on its own, so a slash command normally answers with the outcome itself; if
+that takes longer than `ACK_BUDGET_S` the command is acknowledged and the outcome follows
+through the request's `response_url`. Button clicks are acknowledged at once and always answered
+through `response_url` (the message itself is updated by the notifier as the run moves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.errors import ErrorBody
+from crew.container import Services
+from crew.errors import (
+    CrewError,
+    GateRefusedError,
+    RunConflictError,
+    RunNotFoundError,
+    StalePlanError,
+)
+from crew.gate.actions import Identity, act
+from crew.gate.slack_webhook import (
+    MAX_AGE_S,
+    GateCommand,
+    Ignore,
+    NotVerified,
+    Parsed,
+    Reply,
+    parse_command,
+    parse_interaction,
+    verify_slack_request,
+)
+from schemas.approval import Channel, Decision
+from tools.slack import respond
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/slack", tags=["slack"])
+
+#: How long a slash command waits for its outcome before acknowledging (Slack allows 3 s).
+ACK_BUDGET_S = 2.0
+
+#: Outcomes still being worked on after the acknowledgement (kept so they are not collected).
+_pending: set[asyncio.Task[None]] = set()
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "Not from Slack: bad or stale signature, replay."},
+    404: {"model": ErrorBody, "description": "Slack is not configured on this server."},
+}
+
+
+def _ephemeral(text: str) -> JSONResponse:
+    return JSONResponse({"response_type": "ephemeral", "text": text})
+
+
+async def _check(request: Request, services: Services) -> bytes | JSONResponse:
+    """The raw body of a genuine, first-seen Slack request, or the refusal to send back."""
+    secret = services.settings.slack_signing_secret
+    if secret is None:
+        return JSONResponse(
+            status_code=status.HTTP_404_NOT_FOUND,
+            content=ErrorBody(
+                error="slack_disabled",
+                message="Slack is not configured here: set CREW_SLACK_SIGNING_SECRET",
+            ).model_dump(),
+        )
+    body = await request.body()
+    now = services.context.clock()
+    verdict = verify_slack_request(
+        secret.get_secret_value(), body, request.headers, now.timestamp()
+    )
+    if isinstance(verdict, NotVerified):
+        logger.warning("refused a Slack request: %s", verdict.reason)
+        return JSONResponse(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            content=ErrorBody(error="invalid_slack_request", message=verdict.reason).model_dump(),
+        )
+    key = hashlib.sha256(verdict.signature.encode()).hexdigest()
+    expires = now + timedelta(seconds=2 * MAX_AGE_S)
+    if not await services.gate.remember_request(key, expires):
+        if request.headers.get("x-slack-retry-num"):
+            return JSONResponse({})  # Slack retrying what we already handled: stop it.
+        logger.warning("refused a replayed Slack request")
+        return JSONResponse(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            content=ErrorBody(
+                error="replayed_slack_request",
+                message="this request was already handled; a replay is refused",
+            ).model_dump(),
+        )
+    return body
+
+
+_DONE = {
+    Decision.APPROVE: ":white_check_mark: Approved run `{run}`; it applies exactly the "
+    "validated plan now.",
+    Decision.REJECT: ":no_entry: Rejected run `{run}`; nothing is applied.",
+    Decision.ROLLBACK: ":rewind: Rolling back run `{run}` to its state before the apply.",
+}
+
+
+async def outcome(services: Services, command: GateCommand) -> str:
+    """Take the decision as the Slack user; the answer to show them."""
+    who = Identity(actor=command.actor, channel=Channel.SLACK, actor_id=command.user_id)
+    try:
+        await act(
+            services,
+            command.run_id,
+            command.action,
+            who,
+            reason=command.reason,
+            plan_digest=command.plan_digest,
+        )
+    except GateRefusedError as exc:
+        return f":lock: {exc}"
+    except RunNotFoundError as exc:
+        return f":grey_question: {exc}"
+    except (RunConflictError, StalePlanError) as exc:
+        return f":warning: {exc}"
+    except CrewError as exc:
+        logger.error("Slack %s of run %s failed: %s", command.action.value, command.run_id, exc)
+        return f":x: could not {command.action.value} run `{command.run_id}`: {exc}"
+    return _DONE[command.action].format(run=command.run_id)
+
+
+async def _answer_later(services: Services, command: GateCommand, work: asyncio.Task[str]) -> None:
+    text = await work
+    if command.response_url is None:
+        return
+    try:
+        await respond(command.response_url, text)
+    except CrewError as exc:
+        logger.warning("could not answer Slack user %s: %s", command.user_id, exc)
+
+
+def _in_background(services: Services, command: GateCommand, work: asyncio.Task[str]) -> None:
+    task = asyncio.create_task(_answer_later(services, command, work))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+@router.post("/commands", responses=_RESPONSES)
+async def slash_command(request: Request, services: ServicesDep) -> Response:
+    """`/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`."""
+    checked = await _check(request, services)
+    if isinstance(checked, Response):
+        return checked
+    parsed: Parsed = parse_command(checked)
+    if isinstance(parsed, Ignore):
+        return Response(status_code=status.HTTP_200_OK)
+    if isinstance(parsed, Reply):
+        return _ephemeral(parsed.text)
+    work = asyncio.create_task(outcome(services, parsed))
+    done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET_S)
+    if work in done:
+        return _ephemeral(work.result())
+    _in_background(services, parsed, work)
+    return _ephemeral(f"Working on `{parsed.action.value} {parsed.run_id}`; the outcome follows.")
+
+
+@router.post("/interactions", responses=_RESPONSES)
+async def interaction(request: Request, services: ServicesDep) -> Response:
+    """The Approve / Reject buttons of a run's gate message."""
+    checked = await _check(request, services)
+    if isinstance(checked, Response):
+        return checked
+    parsed = parse_interaction(checked)
+    if isinstance(parsed, GateCommand):
+        _in_background(services, parsed, asyncio.create_task(outcome(services, parsed)))
+    return Response(status_code=status.HTTP_200_OK)

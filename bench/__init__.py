@@ -1,0 +1,1 @@
+"""Benchmarks of the Conductor against the real stack (see bench/README.md)."""

@@ -1,0 +1,271 @@
+"""The catalog planner's rules: which components, named how, sized how (catalog/planner.py
+runs them). Pure functions of the goal; every number comes from catalog/sizing.py or a
+constant here."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from catalog.components import CATALOG, FARGATE_SIZES, AlarmKind
+from catalog.cost import AVERAGE_TO_PEAK, STATIC_RESPONSE_KB
+from catalog.goal_checks import needs_multi_az
+from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
+from catalog.signals import Signals
+from catalog.sizing import LARGEST_CACHE_NODE, cache_node_for, fargate_size_for, tasks_for
+from catalog.structure import COMPUTE_TYPES
+from schemas.goal import (
+    Compliance,
+    DataStore,
+    DataStoreKind,
+    Environment,
+    GoalStatement,
+    Workload,
+    WorkloadKind,
+)
+from schemas.plan import Component
+
+K = WorkloadKind
+D = DataStoreKind
+SECONDS_PER_MONTH = 730 * 3600
+RDS_CLASSES = ("db.t4g.micro", "db.t4g.small", "db.t4g.medium", "db.m6g.large", "db.m6g.xlarge")
+RDS_CLASS_RPS = (100, 300, 1_000, 3_000)
+"""Upper rps of each class above (the last takes the rest)."""
+CONTAINER_NAMES = {K.WEB_SERVICE: "web", K.API: "api"}
+
+
+class Draft:
+    """One variant under construction: the goal's reading plus the components so far."""
+
+    def __init__(self, goal: GoalStatement, signals: Signals, *, lean: bool) -> None:
+        workload = goal.workload or Workload()
+        compliance = set(goal.constraints.compliance if goal.constraints else [])
+        self.goal = goal
+        self.lean = lean
+        self.prod = goal.environment is Environment.PROD
+        self.multi_az = needs_multi_az(goal)
+        self.kind = workload.kind or _kind_from(signals, workload)
+        self.rps = workload.expected_rps or 0.0
+        self.signals = signals
+        self.backups = self.prod or Compliance.BACKUPS in compliance
+        self.logging = Compliance.LOGGING in compliance
+        self.stores = list(workload.data_stores) + [
+            DataStore(kind=k)
+            for k in sorted(signals.stores - {s.kind for s in workload.data_stores})
+        ]
+        self.components: list[Component] = []
+        self.notes: list[str] = []
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def add(self, type_: str, name: str, **params: Any) -> str:
+        taken = {c.name for c in self.components}
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}_{n}", n + 1
+        self.components.append(Component(type=type_, name=unique, params=params))
+        return unique
+
+    def of(self, *types: str) -> list[str]:
+        return [c.name for c in self.components if c.type in types]
+
+    @property
+    def min_tasks(self) -> int:
+        return 2 if self.multi_az else 1
+
+    @property
+    def log_days(self) -> int:
+        return MIN_LOG_RETENTION_DAYS if self.logging or self.prod else 30
+
+    def service(self, name: str, rps: float, grants: list[dict[str, str]]) -> str:
+        cpu, memory = fargate_size_for(rps)
+        desired = tasks_for(rps, cpu, minimum=self.min_tasks, headroom=1.0 if self.lean else 1.25)
+        if self.signals.wants_ec2 and self.kind in CONTAINER_NAMES:
+            per_instance = 400.0
+            desired = max(self.min_tasks, math.ceil(rps / per_instance - 1e-9) if rps else 0)
+            return self.add(
+                "ec2_asg",
+                name,
+                instance_type="c6i.large" if rps > 80 else "t3.small",
+                min_size=self.min_tasks,
+                desired_capacity=min(desired, 50),
+                max_size=min(100, max(desired * 2, self.min_tasks + 2)),
+                grants=grants,
+            )
+        return self.add(
+            "ecs_service",
+            name,
+            cpu=cpu,
+            memory_mb=memory,
+            desired_count=desired,
+            min_count=self.min_tasks,
+            max_count=min(100, max(desired * 2, self.min_tasks + 2)),
+            log_retention_days=self.log_days,
+            grants=grants,
+        )
+
+    def bucket(self, name: str, size_gb: float | None, **extra: Any) -> str:
+        if size_gb is None:
+            self.notes.append(f"{name}: no size given, 50 GB assumed.")
+        return self.add(
+            "s3_bucket",
+            name,
+            versioning=True,
+            access_logging=True,
+            force_destroy=not self.prod,
+            size_gb=size_gb or 50,
+            **extra,
+        )
+
+    def queue(self, name: str) -> str:
+        millions = round(self.rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH * 3 / 1e6, 2)
+        return self.add("sqs_queue", name, monthly_requests_million=max(1.0, millions))
+
+
+def _kind_from(signals: Signals, workload: Workload) -> WorkloadKind | None:
+    kinds = {s.kind for s in workload.data_stores} | signals.stores
+    if signals.kind is K.STATIC_SITE and kinds - {D.OBJECT_STORAGE}:
+        return K.WEB_SERVICE  # a "site" with a database has a backend
+    return signals.kind
+
+
+def workload_components(d: Draft) -> list[DataStore]:
+    """The workload's own components; returns the data stores still to be designed."""
+    remaining = list(d.stores)
+
+    def take(kind: DataStoreKind) -> DataStore | None:
+        store = next((s for s in remaining if s.kind is kind), None)
+        if store is not None:
+            remaining.remove(store)
+        return store
+
+    if d.kind in CONTAINER_NAMES:
+        app = d.service(CONTAINER_NAMES[d.kind], d.rps, [])
+        d.add(
+            "alb",
+            "lb",
+            target=app,
+            domain_name=d.signals.domain,
+            deletion_protection=d.prod,
+            access_logs=True,
+        )
+    elif d.kind is K.STATIC_SITE:
+        site = take(D.OBJECT_STORAGE)
+        d.bucket("site", site.size_gb if site and site.size_gb else 1, website_origin=True)
+        cdn: dict[str, Any] = {"origin": "site", "domain_name": d.signals.domain}
+        if d.rps:
+            millions = round(d.rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2)
+            transfer = round(millions * STATIC_RESPONSE_KB, 2)  # M requests x KB = GB
+            cdn |= {"monthly_requests_million": millions, "monthly_transfer_gb": transfer}
+            d.notes.append(f"cdn: {STATIC_RESPONSE_KB:g} KB transferred per request on average.")
+        d.add("cloudfront_distribution", "cdn", **cdn)
+    elif d.kind is K.QUEUE_WORKER:
+        take(D.QUEUE)
+        jobs = d.queue("jobs")
+        d.service("worker", d.rps, [{"component": jobs, "access": "consume"}])
+    elif d.kind is K.BATCH:
+        d.add(
+            "ecs_scheduled_task",
+            "job",
+            cpu=512,
+            memory_mb=1024,
+            run_minutes=15,
+            schedule=d.signals.schedule or "rate(1 day)",
+            log_retention_days=d.log_days,
+        )
+        d.notes.append("job: each run takes about 15 minutes on 0.5 vCPU / 1 GiB.")
+    elif d.kind is K.DATA_PIPELINE:
+        landing = take(D.OBJECT_STORAGE)
+        size = landing.size_gb if landing else None
+        raw, curated = d.bucket("raw", size), d.bucket("curated", size)
+        grants = [{"component": raw, "access": "read"}, {"component": curated, "access": "write"}]
+        if d.rps or take(D.QUEUE) is not None:
+            events = d.queue("events")
+            d.service("processor", d.rps, [*grants, {"component": events, "access": "consume"}])
+        else:
+            d.add(
+                "ecs_scheduled_task",
+                "transform",
+                cpu=1024,
+                memory_mb=FARGATE_SIZES[1024][0],
+                run_minutes=20,
+                schedule=d.signals.schedule or "rate(1 hour)",
+                log_retention_days=d.log_days,
+                grants=grants,
+            )
+            d.notes.append("transform: each run takes about 20 minutes on 1 vCPU / 2 GiB.")
+    return remaining
+
+
+def store_components(d: Draft, stores: list[DataStore]) -> None:
+    compute = d.of(*COMPUTE_TYPES)
+    for store in stores:
+        if store.kind in (D.POSTGRES, D.MYSQL):
+            index = sum(d.rps > limit for limit in RDS_CLASS_RPS)
+            if d.prod and not d.lean:
+                index = max(index, 1)
+            size = min(16_384, max(20, math.ceil(store.size_gb or 20)))
+            d.add(
+                "rds_postgres" if store.kind is D.POSTGRES else "rds_mysql",
+                "db",
+                instance_class=RDS_CLASSES[index],
+                allocated_storage_gb=size,
+                max_allocated_storage_gb=min(65_536, max(100, size * 2)),
+                multi_az=d.multi_az,
+                backup_retention_days=14 if d.prod and not d.lean else MIN_BACKUP_DAYS,
+                deletion_protection=d.prod,
+                allow_from=compute,
+            )
+        elif store.kind is D.REDIS:
+            node = cache_node_for(store.size_gb) or LARGEST_CACHE_NODE
+            d.add(
+                "elasticache_redis",
+                "cache",
+                node_type=node,
+                num_nodes=2 if d.multi_az else 1,
+                automatic_failover=d.multi_az,
+                allow_from=compute,
+                snapshot_retention_days=MIN_BACKUP_DAYS if d.backups else 1,
+            )
+        elif store.kind is D.OBJECT_STORAGE:
+            name = d.bucket("objects", store.size_gb)
+            _grant(d, compute, {"component": name, "access": "read_write"})
+        else:
+            name = d.queue("queue")
+            _grant(d, compute, {"component": name, "access": "publish"})
+            if d.kind in CONTAINER_NAMES:
+                d.service("worker", 0, [{"component": name, "access": "consume"}])
+                d.notes.append(f"worker: consumes {name}, which the {d.kind} publishes to.")
+
+
+def _grant(d: Draft, compute: list[str], grant: dict[str, str]) -> None:
+    for i, c in enumerate(d.components):
+        if c.name in compute:
+            params = {**c.params, "grants": [*c.params.get("grants", []), grant]}
+            d.components[i] = c.model_copy(update={"params": params})
+
+
+def network_and_alarms(d: Draft) -> None:
+    inside = [c for c in d.components if CATALOG[c.type].needs_vpc]
+    if inside:
+        compute = bool(d.of(*COMPUTE_TYPES))
+        per_az = d.prod and d.multi_az and not d.lean
+        nat = ("per_az" if per_az else "single") if compute else "none"
+        d.components.insert(0, Component(type="vpc", name="network", params={"nat": nat}))
+    alarms = [
+        {"component": c.name, "kind": kind.value}
+        for c in d.components
+        for kind in _ALARMS.get(c.type, ())
+    ]
+    if alarms:
+        d.add("cloudwatch_alarms", "alarms", alarms=alarms)
+
+
+_ALARMS: dict[str, tuple[AlarmKind, ...]] = {
+    "alb": (AlarmKind.HTTP_5XX,),
+    "ecs_service": (AlarmKind.CPU_HIGH,),
+    "ec2_asg": (AlarmKind.CPU_HIGH,),
+    "rds_postgres": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
+    "rds_mysql": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
+    "sqs_queue": (AlarmKind.QUEUE_DEPTH, AlarmKind.DLQ_NOT_EMPTY),
+}

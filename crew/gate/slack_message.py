@@ -1,0 +1,172 @@
+"""The Block Kit message of a run at the gate, rendered from what `GET /v1/runs/{id}` shows.
+
+One message per run: posted when it reaches WAIT_FOR_APPROVE (summary, components, forecast
+vs budget, plan counts, top findings, a link, Approve/Reject buttons) and re-rendered as it
+moves (applying, done, rolled back, rejected); the buttons go once the gate is passed.
+Everything that came from a goal (titles, summaries, reasons) is untrusted text and escaped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.approval import ApprovalDecision
+from schemas.run import RunDetail
+from schemas.states import ConductorState as S
+
+Block = dict[str, Any]
+
+APPROVE_ACTION = "crew_approve"
+REJECT_ACTION = "crew_reject"
+_MAX_COMPONENTS = 12
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters (`&`, `<`, `>`): no injected links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def button_value(run_id: str, plan_digest: str) -> str:
+    """What a button carries back: the run and the digest of the plan file it approves."""
+    return f"{run_id}|{plan_digest}"
+
+
+def _by(decision: ApprovalDecision | None) -> str:
+    if decision is None:
+        return ""
+    return f" by {escape(decision.actor)} via {decision.channel.value}"
+
+
+def status_line(detail: RunDetail) -> str:
+    """One line saying where the run is, for the message and its notification text."""
+    art = detail.artifacts
+    state = detail.state
+    if state is S.WAIT_FOR_APPROVE:
+        return ":hourglass_flowing_sand: Waiting for approval"
+    if state is S.APPLYING:
+        return f":gear: Approved{_by(art.decision)}; applying"
+    if state is S.REJECTED:
+        reason = f": {escape(art.decision.reason)}" if art.decision and art.decision.reason else ""
+        return f":no_entry: Rejected{_by(art.decision)}{reason}"
+    if state is S.ROLLBACK:
+        why = _by(art.rollback_request) or (
+            f" after a failed apply: {escape(detail.error or '')}" if detail.error else ""
+        )
+        return f":rewind: Rolling back{why}"
+    if state is S.FAILED:
+        return f":rotating_light: Rollback failed, page a human: {escape(detail.error or '')}"
+    if state is S.DONE and art.rollback_result is not None:
+        restored = escape(art.rollback_result.restored or "the previous state")
+        by = _by(art.rollback_request)
+        return f":leftwards_arrow_with_hook: Rolled back{by}: restored {restored}"
+    if state is S.DONE and art.apply_result is not None:
+        r = art.apply_result.resources
+        return (
+            f":white_check_mark: Applied{_by(art.decision)}: {r.added} added, "
+            f"{r.changed} changed, {r.destroyed} destroyed"
+        )
+    return escape(state.value)
+
+
+def render_message(detail: RunDetail, run_url: str) -> tuple[str, list[Block]]:
+    """(notification text, blocks) for the run's message."""
+    art = detail.artifacts
+    plan, request, validation = art.plan, art.approval_request, art.validation
+    title = escape(detail.title)
+    status = status_line(detail)
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": detail.title[:150]}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*<{run_url}|{escape(detail.run_id)}>*  {status}",
+            },
+        },
+    ]
+    fields: list[str] = []
+    if plan is not None:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(plan.summary)[:2900]}}
+        )
+        components = [f"`{c.type}` {escape(c.name)}" for c in plan.components]
+        if len(components) > _MAX_COMPONENTS:
+            more = len(components) - _MAX_COMPONENTS
+            components = [*components[:_MAX_COMPONENTS], f"... and {more} more"]
+        fields.append(f"*Components*\n{chr(10).join(components)}"[:2000])
+    money = (
+        (plan.budget.forecast_monthly_usd, plan.budget.cap_monthly_usd)
+        if plan is not None
+        else (request.forecast_monthly_usd, request.budget_monthly_usd)
+        if request is not None
+        else None
+    )
+    if money is not None:
+        forecast, cap = money
+        fields.append(
+            f"*Forecast vs budget*\n${forecast:,.2f} of ${cap:,.2f} a month ({forecast / cap:.0%})"
+        )
+    if plan is not None:
+        fields.append(f"*Where*\n{escape(plan.region)}, {plan.environment.value}")
+    if request is not None:
+        fields.append(f"*Terraform plan*\n+{request.create} ~{request.update} -{request.delete}")
+    if validation is not None:
+        fields.append(f"*Validation*\n{validation.verdict.value}")
+    if fields:
+        blocks.append(
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+        )
+    if request is not None:
+        findings = "\n".join(f"• {escape(f)}" for f in request.top_findings[:5]) or "none"
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Top findings*\n{findings}"[:2900]},
+            }
+        )
+    if detail.state is S.WAIT_FOR_APPROVE and request is not None and detail.decision is None:
+        value = button_value(detail.run_id, request.plan_file_digest)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "crew_gate",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "value": value,
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Apply this plan?"},
+                            "text": {
+                                "type": "mrkdwn",
+                                "text": f"Terraform applies exactly the validated plan of {title}.",
+                            },
+                            "confirm": {"type": "plain_text", "text": "Approve"},
+                            "deny": {"type": "plain_text", "text": "Cancel"},
+                        },
+                    },
+                    {
+                        "type": "button",
+                        "action_id": REJECT_ACTION,
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Reject"},
+                        "value": value,
+                    },
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"`/approve {detail.run_id}` · `/reject {detail.run_id} [reason]`"
+                    f" · `/rollback {detail.run_id}` · <{run_url}|details>",
+                }
+            ],
+        }
+    )
+    return f"{title}: {status}", blocks

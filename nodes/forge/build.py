@@ -1,0 +1,167 @@
+"""Forge's build: PlanSpec -> workspace -> guard -> init / validate / plan -> BuildStatus.
+
+`build_workspace` is the whole step for one directory (the `crew build` command runs it
+alone); the `build` node runs it in the run's revision directory under the stack lock and
+routes on the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+
+from catalog import UnknownComponentTypeError
+from crew.errors import CrewError
+from graph.context import CrewContext
+from graph.state import RunState, transition
+from nodes.forge.common import ACTOR, describe, error, revision_dir, stack_lock, state_backend
+from nodes.progress import progress_reporter
+from schemas.build import BuildStatus, Diagnostic, PlanChangeSummary, ResourceChange
+from schemas.events import EventType
+from schemas.plan import PlanSpec
+from schemas.states import ConductorState
+from tools.backend import StateBackend
+from tools.guard import WorkspaceRefusedError
+from tools.render import RenderError
+from tools.stack import StackKey
+from tools.terraform import TerraformRunner
+from tools.workspace import PLAN_FILE, file_digest, save_plan_json, write_workspace
+
+
+def summarize_plan(plan_json: dict[str, Any]) -> PlanChangeSummary:
+    """Counts of what the plan will do, from `terraform show -json`."""
+    counts = {"create": 0, "update": 0, "delete": 0, "replace": 0}
+    changes = []
+    for rc in plan_json.get("resource_changes") or []:
+        actions = list((rc.get("change") or {}).get("actions") or [])
+        if actions in (["no-op"], ["read"]):
+            continue
+        if "create" in actions and "delete" in actions:
+            counts["replace"] += 1
+        elif "create" in actions:
+            counts["create"] += 1
+        elif "update" in actions:
+            counts["update"] += 1
+        elif "delete" in actions:
+            counts["delete"] += 1
+        changes.append(ResourceChange(address=rc["address"], type=rc["type"], actions=actions))
+    return PlanChangeSummary(**counts, resource_changes=changes)
+
+
+async def build_workspace(
+    plan: PlanSpec,
+    workspace: Path,
+    terraform: TerraformRunner,
+    *,
+    backend: StateBackend,
+    progress: Callable[[str], None] = lambda _: None,
+) -> BuildStatus:
+    """Render, guard, init, validate, plan and show; failures are diagnostics on the status."""
+    started = time.monotonic()
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    summary = PlanChangeSummary()
+    digest: str | None = None
+    version: str | None = None
+    try:
+        progress(f"rendering workspace {workspace}")
+        write_workspace(plan, workspace, backend=backend.kind)
+        version = await terraform.version()
+        progress("terraform init")
+        init = await terraform.init(
+            workspace, progress, backend_config=backend.init_config(StackKey.of(plan))
+        )
+        warnings += init.warnings
+        if not init.ok:
+            errors += init.errors or [error("terraform init failed")]
+        else:
+            checked = await terraform.validate(workspace)
+            warnings += checked.warnings
+            if not checked.ok:
+                errors += checked.errors or [error("terraform validate failed")]
+        if not errors:
+            progress("terraform plan")
+            outcome = await terraform.plan(workspace, PLAN_FILE, progress)
+            warnings += outcome.warnings
+            if outcome.ok:
+                plan_json = await terraform.show_plan(workspace, PLAN_FILE)
+                save_plan_json(workspace, plan_json)
+                summary = summarize_plan(plan_json)
+                digest = file_digest(workspace / PLAN_FILE)
+            else:
+                errors += outcome.errors or [error("terraform plan failed")]
+    except (RenderError, UnknownComponentTypeError, ValidationError) as exc:
+        errors.append(error("cannot render the plan", str(exc)))
+    except WorkspaceRefusedError as exc:
+        errors.append(error("refused by the pre-plan guard", str(exc)))
+    except CrewError as exc:
+        errors.append(error(type(exc).__name__, str(exc)))
+    return BuildStatus(
+        plan_id=plan.plan_id,
+        ok=not errors,
+        workspace=str(workspace),
+        terraform_version=version,
+        plan=summary,
+        plan_file=PLAN_FILE if not errors else None,
+        plan_file_digest=digest if not errors else None,
+        errors=errors,
+        warnings=warnings,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+
+
+async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
+    """IN_PROGRESS -> VALIDATING with a plan file, or -> BLOCKED with Terraform's errors."""
+    ctx = runtime.context
+    plan = state["plan"]
+    assert plan is not None, "build runs only after design produced a PlanSpec"
+    run_id = state["run_id"]
+    report = progress_reporter("build", run_id)
+    attempts = state.get("attempts", {}).get("build", 0) + 1
+    workspace = revision_dir(ctx.settings.workspaces_dir, run_id, state.get("revision", 1))
+    async with stack_lock(ctx, StackKey.of(plan), run_id, "plan"):
+        status = await build_workspace(
+            plan, workspace, ctx.terraform, backend=state_backend(ctx), progress=report
+        )
+    now = ctx.clock()
+    if status.ok:
+        counts = (status.plan.create, status.plan.update, status.plan.delete)
+        report("plan: {} to add, {} to change, {} to destroy".format(*counts))
+        return {
+            "build": status,
+            "attempts": {"build": attempts},
+            "conductor_state": ConductorState.VALIDATING,
+            "transitions": [
+                transition(
+                    state,
+                    ConductorState.VALIDATING,
+                    event=EventType.VALIDATE_PENDING,
+                    actor=ACTOR,
+                    at=now,
+                    artifact="build",
+                )
+            ],
+        }
+    message = describe(status.errors, "build failed")
+    return {
+        "build": status,
+        "attempts": {"build": attempts},
+        "conductor_state": ConductorState.BLOCKED,
+        "error": f"build failed: {message}",
+        "transitions": [
+            transition(
+                state,
+                ConductorState.BLOCKED,
+                event=EventType.BUILD_FAILED,
+                actor=ACTOR,
+                at=now,
+                artifact="build",
+                note=message,
+            )
+        ],
+    }

@@ -1,0 +1,35 @@
+"""The catalog planner behind the Planner interface: deterministic, offline, one attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from catalog.planner import design_for
+from memory.plans import PastPlan
+from nodes.planners import Attempt, Proposal
+from schemas.goal import GoalStatement
+
+
+class CatalogPlanner:
+    """Rules from the goal's structured fields and plain signals (catalog/planner.py).
+
+    Retrying it would give the same answer, so it gets one attempt; past plans do not change
+    its rules, so none are retrieved for it.
+    """
+
+    name = "catalog"
+    model: str | None = None
+    max_attempts = 1
+    uses_memory = False
+
+    async def propose(
+        self, goal: GoalStatement, past: Sequence[PastPlan], rejected: Sequence[Attempt]
+    ) -> Proposal:
+        return propose_from_catalog(goal)
+
+
+def propose_from_catalog(goal: GoalStatement) -> Proposal:
+    design = design_for(goal)
+    if design is None:
+        return Proposal(None, error="the goal gives nothing to design")
+    return Proposal(design, raw=design.model_dump_json())

@@ -1,0 +1,166 @@
+"""A scripted OpenAI-compatible chat.completions server on 127.0.0.1, for the LLM planner tests.
+
+It speaks the real wire format (POST /v1/chat/completions; a `tool_calls` message with JSON
+arguments, or plain content; `usage` token counts; HTTP errors with OpenAI's error body), so
+langchain-openai and the openai client run unmodified against it. Each request takes the next
+scripted reply; every request body is recorded for assertions. Standard library only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """Answer by calling the requested tool with `arguments` (a dict, or raw JSON text)."""
+
+    arguments: dict[str, Any] | str
+    prompt_tokens: int = 1200
+    completion_tokens: int = 300
+
+
+@dataclass(frozen=True)
+class Text:
+    """Answer with plain content and no tool call."""
+
+    content: str
+    prompt_tokens: int = 1000
+    completion_tokens: int = 20
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    message: str = "upstream failure"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Hold the request open (until the server stops), as a hung model would."""
+
+    seconds: float = 30.0
+
+
+Reply = ToolCall | Text | HttpError | Stall
+
+
+@dataclass
+class FakeOpenAI:
+    script: list[Reply] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    base_url: str = ""
+    _released: threading.Event = field(default_factory=threading.Event)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_reply(self) -> Reply:
+        return self.script.pop(0) if self.script else HttpError(500, "script exhausted")
+
+    def user_text(self, request: int) -> str:
+        """All user-message text of the `request`-th request (0-based)."""
+        messages = self.requests[request]["messages"]
+        return "\n".join(str(m.get("content", "")) for m in messages if m["role"] == "user")
+
+
+def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text) -> dict[str, Any]:
+    n = next(server._ids)
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    finish = "tool_calls"
+    if isinstance(reply, ToolCall):
+        tool = body["tools"][0]["function"]["name"]
+        arguments = (
+            reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
+        )
+        message["tool_calls"] = [
+            {
+                "id": f"call_{n}",
+                "type": "function",
+                "function": {"name": tool, "arguments": arguments},
+            }
+        ]
+    else:
+        message["content"] = reply.content
+        finish = "stop"
+    return {
+        "id": f"chatcmpl-fake{n}",
+        "object": "chat.completion",
+        "created": 1_764_000_000 + n,
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        },
+    }
+
+
+def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "x"}})
+                return
+            server.requests.append(body)
+            server.headers.append({k.lower(): v for k, v in self.headers.items()})
+            reply = server.next_reply()
+            if isinstance(reply, Stall):
+                server._released.wait(reply.seconds)
+                return  # the client has given up; say nothing
+            if isinstance(reply, HttpError):
+                error = {"message": reply.message, "type": "server_error", "code": None}
+                self._send(reply.status, {"error": error})
+                return
+            self._send(200, _completion(server, body, reply))
+
+        def _send(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that timed out and hung up is expected here
+
+
+@contextmanager
+def fake_openai(*script: Reply) -> Iterator[FakeOpenAI]:
+    """Serve `script` on a free loopback port; `base_url` ends in /v1 as clients expect."""
+    state = FakeOpenAI(script=list(script))
+    httpd = _Server(("127.0.0.1", 0), _handler(state))
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state._released.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

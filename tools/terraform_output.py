@@ -1,0 +1,144 @@
+"""Terraform's machine-readable output -> typed results (`StepResult`, `ApplyOutcome`, ...).
+
+Parsers only: no subprocess here, so they are tested on recorded output (tests/fixtures/).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.build import Diagnostic, DiagnosticSeverity
+from tools.process import ProcessResult
+
+
+@dataclass(frozen=True)
+class StepResult:
+    ok: bool
+    diagnostics: list[Diagnostic]
+    duration_s: float
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is DiagnosticSeverity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is DiagnosticSeverity.WARNING]
+
+
+@dataclass(frozen=True)
+class PlanOutcome(StepResult):
+    has_changes: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyOutcome(StepResult):
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def managed_addresses(state: Mapping[str, Any]) -> set[str]:
+    """Addresses of the managed resource instances a state document holds."""
+    addresses: set[str] = set()
+    for res in state.get("resources") or []:
+        if res.get("mode") != "managed":
+            continue
+        base = f"{res['type']}.{res['name']}"
+        if res.get("module"):
+            base = f"{res['module']}.{base}"
+        for instance in res.get("instances") or []:
+            key = instance.get("index_key")
+            if key is None:
+                addresses.add(base)
+            else:
+                addresses.add(f"{base}[{json.dumps(key)}]")
+    return addresses
+
+
+def _json_message(line: str) -> str | None:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return line.strip() or None
+    if not isinstance(doc, dict):
+        return None
+    message = doc.get("@message")
+    return str(message) if message else None
+
+
+def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
+    rng = raw.get("range") or {}
+    severity = (
+        DiagnosticSeverity.WARNING if raw.get("severity") == "warning" else DiagnosticSeverity.ERROR
+    )
+    return Diagnostic(
+        severity=severity,
+        summary=str(raw.get("summary", "")),
+        detail=str(raw.get("detail", "")),
+        address=raw.get("address"),
+        filename=rng.get("filename"),
+        line=(rng.get("start") or {}).get("line"),
+    )
+
+
+def _stream_lines(result: ProcessResult) -> list[dict[str, Any]]:
+    docs = []
+    for line in result.stdout.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
+    return docs
+
+
+def _stream_diagnostics(result: ProcessResult) -> list[Diagnostic]:
+    diagnostics = [
+        _diagnostic(doc["diagnostic"])
+        for doc in _stream_lines(result)
+        if doc.get("type") == "diagnostic" and isinstance(doc.get("diagnostic"), dict)
+    ]
+    if result.returncode not in (0, 2) and not any(
+        d.severity is DiagnosticSeverity.ERROR for d in diagnostics
+    ):
+        # Failed before the JSON UI started (bad CLI config, crash): keep what it said.
+        text = (result.stderr or result.stdout).strip()[-2000:]
+        diagnostics.append(
+            Diagnostic(
+                severity=DiagnosticSeverity.ERROR,
+                summary=f"terraform exited with code {result.returncode}",
+                detail=text,
+            )
+        )
+    return diagnostics
+
+
+def _apply_outcome(result: ProcessResult) -> ApplyOutcome:
+    added = changed = destroyed = 0
+    outputs: dict[str, Any] = {}
+    for doc in _stream_lines(result):
+        if doc.get("type") == "change_summary":
+            changes = doc.get("changes") or {}
+            added = int(changes.get("add", 0))
+            changed = int(changes.get("change", 0))
+            destroyed = int(changes.get("remove", 0))
+        elif doc.get("type") == "outputs":
+            outputs = {
+                name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
+                for name, item in (doc.get("outputs") or {}).items()
+            }
+    return ApplyOutcome(
+        ok=result.returncode == 0,
+        diagnostics=_stream_diagnostics(result),
+        duration_s=result.duration_s,
+        added=added,
+        changed=changed,
+        destroyed=destroyed,
+        outputs=outputs,
+    )
