@@ -41,5 +41,6 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-# Binding 0.0.0.0 requires CREW_API_TOKENS (the service refuses to start without it).
+# Binding 0.0.0.0 requires CREW_API_TOKENS, hashed entries only (`crew token new`); the
+# service refuses to start without them.
 CMD ["crew", "serve"]

@@ -3,8 +3,9 @@
 Two kinds of metric live here:
 - *process* metrics, observed where things happen: step, terraform and checkov durations,
   LLM tokens and cost, gate decisions and rollbacks (all seen by the worker that drives the
-  run), bus publishes and acks. A `crew worker` exposes them on CREW_METRICS_PORT; the API
-  on its /metrics. Sum them over instances.
+  run), rollback SLA breaches (seen by the gate job of whichever process claims the breach
+  first, once per rollback), bus publishes and acks. A `crew worker` exposes them on
+  CREW_METRICS_PORT; the API on its /metrics. Sum them over instances.
 - *cluster* gauges, read from Postgres and the bus when /metrics is scraped (runs by state,
   queue depths, heartbeat ages, workers). Every API replica reports the same values: take
   `max` over instances.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -55,8 +56,9 @@ METRICS: dict[str, str] = {
     "crew_approval_decisions_total": "gate decisions acted on (`decision`, `channel`)",
     "crew_rollbacks_total": "rollbacks finished (`trigger`: apply_failure or requested; "
     "`outcome`: ok or failed)",
-    "crew_rollback_sla_breaches_total": "rollbacks after a failed apply that began later than "
-    "5 min or finished later than 15 min after it",
+    "crew_rollback_sla_breaches_total": "rollbacks that began later than 5 min or finished "
+    "later than 15 min after their trigger, or still ran 15 min after it (`trigger`: "
+    "apply_failure or requested); counted once per rollback by the gate job",
     "crew_bus_published_total": "events stored on the bus by this process (`bus`)",
     "crew_bus_publish_errors_total": "publishes the bus refused or timed out (`bus`)",
     "crew_bus_acked_total": "deliveries acknowledged (`bus`, `group`)",
@@ -88,6 +90,16 @@ KNOWN_LLM_PRICES: dict[str, tuple[float, float]] = {
     "gpt-5-mini": (0.25, 2.00),
     "gpt-5": (1.25, 10.00),
 }
+
+#: What started a rollback: a failed (or timed-out) apply, or a human's request.
+RollbackTrigger = Literal["apply_failure", "requested"]
+ROLLBACK_TRIGGERS: tuple[RollbackTrigger, ...] = ("apply_failure", "requested")
+
+
+def rollback_trigger(after_failure: bool) -> RollbackTrigger:
+    """The `trigger` label of a rollback (the same in every rollback metric)."""
+    return "apply_failure" if after_failure else "requested"
+
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
@@ -192,7 +204,7 @@ class CrewMetrics:
             "crew_rollbacks", doc("crew_rollbacks"), ["trigger", "outcome"], registry=r
         )
         self.sla_breaches = Counter(
-            "crew_rollback_sla_breaches", doc("crew_rollback_sla_breaches"), registry=r
+            "crew_rollback_sla_breaches", doc("crew_rollback_sla_breaches"), ["trigger"], registry=r
         )
         self.published_events = Counter(
             "crew_bus_published", doc("crew_bus_published"), ["bus"], registry=r
@@ -212,6 +224,8 @@ class CrewMetrics:
         # Zero-valued series from the start, so rate() and alerts see them before any error.
         self.published_events.labels(bus=bus)
         self.publish_errors.labels(bus=bus)
+        for trigger in ROLLBACK_TRIGGERS:
+            self.sla_breaches.labels(trigger=trigger)
 
     def render(self) -> bytes:
         """The text exposition format, as served at /metrics."""
@@ -272,10 +286,16 @@ class CrewMetrics:
         self.llm_cost.labels(model=model).inc(cost)
 
     def _observe_rollback(self, result: ApplyResult) -> None:
-        trigger = "apply_failure" if result.failure_at is not None else "requested"
+        # Not its SLA: a breach is counted by the gate job (`rollback_sla_breached`), which
+        # sees every rollback, also one still running or driven by a worker that died.
+        trigger = rollback_trigger(result.failure_at is not None)
         self.rollbacks.labels(trigger=trigger, outcome="ok" if result.ok else "failed").inc()
-        if result.sla_met is False:
-            self.sla_breaches.inc()
+
+    # -- what the gate job sees (crew/gate/timers.py) -----------------------------------------
+
+    def rollback_sla_breached(self, trigger: RollbackTrigger) -> None:
+        """One rollback missed its SLA; the caller makes sure it is counted once."""
+        self.sla_breaches.labels(trigger=trigger).inc()
 
     # -- what the cluster looks like ----------------------------------------------------------
 

@@ -111,9 +111,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens with a principal and a role, each "
-        "`name:role:sha256:<hex>` (see `crew token new`) or `name:role:<token>`; roles are "
-        "viewer, submitter, approver. When set, /v1 requires one (and binding beyond "
-        "loopback requires them).",
+        "`name:role:sha256:<hex>` (see `crew token new`) or, on loopback only, "
+        "`name:role:<token>`; roles are viewer, submitter, approver. When set, /v1 requires "
+        "one (and binding beyond loopback requires them, hashed).",
     )
 
     # -- Atlas, the architect (planner choice and the LLM endpoint) -----------------------
@@ -367,10 +367,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_bind(self) -> Settings:
-        if not _is_loopback(self.host) and not self.api_tokens:
+        if _is_loopback(self.host):
+            return self
+        if not self.api_tokens:
             raise ValueError(
                 f"refusing to bind {self.host} without API tokens: set CREW_API_TOKENS "
                 "or keep CREW_HOST=127.0.0.1"
+            )
+        plain = [t.principal for t in self.api_tokens if t.plain_at_rest]
+        if plain:
+            # Beyond loopback the configuration (environment, compose file, secrets store)
+            # must not hold a usable token: only its hash.
+            raise ValueError(
+                f"refusing to bind {self.host} with plain tokens in CREW_API_TOKENS (for "
+                f"{', '.join(plain)}): beyond loopback only hashed entries "
+                "name:role:sha256:<hex> are accepted; make them with `crew token new NAME "
+                "--role ROLE` (or keep CREW_HOST=127.0.0.1)"
             )
         return self
 

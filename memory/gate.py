@@ -34,6 +34,26 @@ class RollbackToMeasure:
     seq: int
     trigger_at: datetime
     result: ApplyResult
+    started_seq: int | None = None
+    """Seq of the audit row that moved the run into ROLLBACK: with `run_id`, it names the
+    rollback while it runs too, so a breach seen then and one measured after are one."""
+
+    @property
+    def rollback_seq(self) -> int:
+        """Which rollback this is (the finishing row when no starting row was found)."""
+        return self.seq if self.started_seq is None else self.started_seq
+
+
+@dataclass(frozen=True)
+class RunningRollback:
+    """A run still in ROLLBACK, and the audit row that put it there."""
+
+    run_id: str
+    started_seq: int
+    since: datetime
+    after_failure: bool
+    """True when a failed apply started it (the row carries the ApplyResult), False when a
+    human asked for it."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +165,13 @@ class GateStore:
             rows = await (
                 await conn.execute(
                     f"""
-                    SELECT a.run_id, a.seq, a.artifact,
-                           (SELECT max(s.at) FROM crew_audit s
-                            WHERE s.run_id = a.run_id AND s.seq < a.seq
-                              AND s.to_state = '{_ROLLBACK}') AS trigger_at
+                    SELECT a.run_id, a.seq, a.artifact, t.at AS trigger_at, t.seq AS started_seq
                     FROM crew_audit a
+                    LEFT JOIN LATERAL (
+                        SELECT s.at, s.seq FROM crew_audit s
+                        WHERE s.run_id = a.run_id AND s.seq < a.seq
+                          AND s.to_state = '{_ROLLBACK}'
+                        ORDER BY s.seq DESC LIMIT 1) t ON true
                     LEFT JOIN crew_rollback_sla m ON m.run_id = a.run_id AND m.seq = a.seq
                     WHERE a.event = ANY(%s) AND a.artifact_type = 'ApplyResult'
                       AND m.run_id IS NULL
@@ -162,7 +184,9 @@ class GateStore:
         for row in rows:
             result = ApplyResult.model_validate(row["artifact"])
             trigger = result.failure_at or row["trigger_at"] or result.started_at
-            found.append(RollbackToMeasure(row["run_id"], row["seq"], trigger, result))
+            found.append(
+                RollbackToMeasure(row["run_id"], row["seq"], trigger, result, row["started_seq"])
+            )
         return found
 
     async def record_sla(self, measure: SlaMeasure) -> bool:
@@ -213,22 +237,31 @@ class GateStore:
             for r in rows
         ]
 
-    async def rollbacks_running_since_before(self, cutoff: datetime) -> list[tuple[str, datetime]]:
+    async def rollbacks_running_since_before(self, cutoff: datetime) -> list[RunningRollback]:
         """Runs in ROLLBACK whose rollback was asked for (or forced) before `cutoff`."""
         async with self._pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     f"""
-                    SELECT r.run_id, t.at FROM crew_runs r
+                    SELECT r.run_id, t.seq, t.at, t.artifact_type FROM crew_runs r
                     CROSS JOIN LATERAL (
-                        SELECT max(a.at) AS at FROM crew_audit a
-                        WHERE a.run_id = r.run_id AND a.to_state = '{_ROLLBACK}') t
+                        SELECT a.seq, a.at, a.artifact_type FROM crew_audit a
+                        WHERE a.run_id = r.run_id AND a.to_state = '{_ROLLBACK}'
+                        ORDER BY a.seq DESC LIMIT 1) t
                     WHERE r.state = '{_ROLLBACK}' AND t.at < %s
                     """,
                     (cutoff,),
                 )
             ).fetchall()
-        return [(r["run_id"], r["at"]) for r in rows]
+        return [
+            RunningRollback(
+                run_id=r["run_id"],
+                started_seq=r["seq"],
+                since=r["at"],
+                after_failure=r["artifact_type"] == "ApplyResult",
+            )
+            for r in rows
+        ]
 
 
 def _entry(row: DictRow) -> GateLogEntry:

@@ -7,10 +7,12 @@ the body parsed into a GateCommand, a Reply or an Ignore. A GateCommand goes thr
 path as REST and the CLI (`crew.gate.actions.act`), as the Slack user (who must be in
 CREW_APPROVERS).
 
-Slack needs an answer within 3 seconds. Recording a decision is one UPDATE, and the worker
-resumes the run on its own, so a slash command normally answers with the outcome itself; if
-that takes longer than `ACK_BUDGET_S` the command is acknowledged and the outcome follows
-through the request's `response_url`. Button clicks are acknowledged at once and always answered
+Slack needs an answer within 3 seconds of sending, so the budget (`ACK_BUDGET_S`) starts when
+the request arrives: verifying it and remembering its signature (a database write) spend it
+too. Recording a decision is one UPDATE, and the worker resumes the run on its own, so a slash
+command normally answers with the outcome itself; if what is left of the budget runs out
+first, the command is acknowledged and the outcome follows through the request's
+`response_url`. Button clicks are acknowledged at once and always answered
 through `response_url` (the message itself is updated by the notifier as the run moves).
 """
 
@@ -53,7 +55,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/slack", tags=["slack"])
 
-#: How long a slash command waits for its outcome before acknowledging (Slack allows 3 s).
+#: How long a slash command may take, from arrival to answer, before it is acknowledged with
+#: the outcome to follow (Slack allows 3 s; the rest is margin for the network).
 ACK_BUDGET_S = 2.0
 
 #: Outcomes still being worked on after the acknowledgement (kept so they are not collected).
@@ -158,6 +161,8 @@ def _in_background(services: Services, command: GateCommand, work: asyncio.Task[
 @router.post("/commands", responses=_RESPONSES)
 async def slash_command(request: Request, services: ServicesDep) -> Response:
     """`/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ACK_BUDGET_S  # before the checks: they spend Slack's 3 s too
     checked = await _check(request, services)
     if isinstance(checked, Response):
         return checked
@@ -167,7 +172,7 @@ async def slash_command(request: Request, services: ServicesDep) -> Response:
     if isinstance(parsed, Reply):
         return _ephemeral(parsed.text)
     work = asyncio.create_task(outcome(services, parsed))
-    done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET_S)
+    done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
     if work in done:
         return _ephemeral(work.result())
     _in_background(services, parsed, work)

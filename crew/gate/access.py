@@ -2,10 +2,11 @@
 
 Tokens are configured as `CREW_API_TOKENS` entries `name:role:sha256:<hex>` (only the hash is
 kept anywhere: `crew token new` prints a fresh token and its entry) or `name:role:<token>`
-(hashed when the settings load; the plain form is for development). A request presents
-`Authorization: Bearer <token>`; its SHA-256 is compared with every configured hash in
-constant time. Tokens are 256-bit random strings, so a fast hash is the right one: there is
-nothing to brute-force that a slow hash would protect.
+(hashed when the settings load; the plain form is for development: settings refuse it on any
+bind address but loopback, where the configuration itself would be a usable credential). A
+request presents `Authorization: Bearer <token>`; its SHA-256 is compared with every
+configured hash in constant time. Tokens are 256-bit random strings, so a fast hash is the
+right one: there is nothing to brute-force that a slow hash would protect.
 
 Roles are ordered: a viewer reads, a submitter also submits goals, an approver also decides at
 the gate (approve, reject, roll back). Deciding additionally needs the approver list
@@ -57,6 +58,9 @@ class ApiToken(BaseModel):
     principal: str
     role: Role
     sha256: str
+    plain_at_rest: bool = False
+    """True when the configuration held the token itself (`name:role:<token>`), not its hash:
+    allowed on loopback only (crew/settings.py)."""
 
     def __repr__(self) -> str:
         return f"ApiToken(principal={self.principal!r}, role={self.role.value!r})"
@@ -114,7 +118,7 @@ def parse_token_entry(entry: str) -> ApiToken:
             f"token {name!r} is shorter than {MIN_TOKEN_LENGTH} characters; use "
             "`crew token new` for a strong one"
         )
-    return ApiToken(principal=name, role=role, sha256=hash_token(secret))
+    return ApiToken(principal=name, role=role, sha256=hash_token(secret), plain_at_rest=True)
 
 
 def check_unique(tokens: Sequence[ApiToken]) -> None:

@@ -8,6 +8,12 @@ several replicas may run it at once:
 - every finished rollback is measured against the SLA (begin < 5 min and finish < 15 min
   after what triggered it: the failed apply, or the human's request) and recorded; a breach,
   or a rollback still running 15 minutes after its trigger, raises an alert.
+
+This job is the one place a breach is counted (`crew_rollback_sla_breaches_total`, by
+trigger): it sees every rollback, also one whose worker died. A rollback breaches at most
+once: the alert's dedup key names the rollback (its run and the audit row that started it),
+so whichever check sees the breach first (overdue while running, or missed once measured)
+logs, publishes and counts it, on one replica, and later passes or checks do not again.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from datetime import timedelta
 from crew.container import Services
 from crew.errors import RunConflictError
 from crew.gate.alerts import emit_alert
+from crew.metrics import RollbackTrigger, rollback_trigger
 from crew.service import decide
-from memory.gate import RollbackToMeasure, SlaMeasure
+from memory.gate import RollbackToMeasure, RunningRollback, SlaMeasure
 from nodes.forge.common import ROLLBACK_BEGIN_SLA_S, ROLLBACK_FINISH_SLA_S
+from schemas.apply import ApplyResult
 from schemas.approval import Channel, Decision, GateLogEntry
 from schemas.events import EventType
 
@@ -103,49 +111,79 @@ async def expire_waiting_runs(services: Services) -> list[str]:
 
 
 async def check_rollback_slas(services: Services) -> tuple[list[SlaMeasure], list[str]]:
-    """Measure finished rollbacks; alert on breaches and on rollbacks running too long."""
+    """Measure finished rollbacks and look for overdue ones; alert on and count each breach.
+
+    Returns what was measured this pass and the runs newly found overdue."""
     measured = []
     for item in await services.gate.rollbacks_to_measure():
         measure = measure_sla(item)
         if not await services.gate.record_sla(measure):
-            continue
+            continue  # another replica measured it
         measured.append(measure)
         if not measure.met:
-            await emit_alert(
-                services,
-                GateLogEntry(
-                    at=services.context.clock(),
-                    kind=EventType.ROLLBACK_SLA_BREACHED.value,
-                    run_id=item.run_id,
-                    actor=CONDUCTOR,
-                    action="rollback",
-                    detail=f"rollback SLA missed: began {measure.begin_s:.0f}s and finished "
-                    f"{measure.finish_s:.0f}s after its trigger (SLA: < "
-                    f"{ROLLBACK_BEGIN_SLA_S:.0f}s and < {ROLLBACK_FINISH_SLA_S:.0f}s)",
-                ),
-                payload=item.result,
-                dedup=f"rollback.sla:{item.run_id}:{item.seq}",
-            )
-    now = services.context.clock()
+            await _missed(services, item, measure)
+    cutoff = services.context.clock() - timedelta(seconds=ROLLBACK_FINISH_SLA_S)
     overdue = []
-    cutoff = now - timedelta(seconds=ROLLBACK_FINISH_SLA_S)
-    for run_id, since in await services.gate.rollbacks_running_since_before(cutoff):
-        fresh = await emit_alert(
-            services,
-            GateLogEntry(
-                at=now,
-                kind=EventType.ROLLBACK_SLA_BREACHED.value,
-                run_id=run_id,
-                actor=CONDUCTOR,
-                action="rollback",
-                detail=f"rollback still running {(now - since).total_seconds():.0f}s after its "
-                f"trigger (SLA: finished < {ROLLBACK_FINISH_SLA_S:.0f}s): look at it now",
-            ),
-            dedup=f"rollback.overdue:{run_id}:{since.isoformat()}",
-        )
-        if fresh:
-            overdue.append(run_id)
+    for running in await services.gate.rollbacks_running_since_before(cutoff):
+        if await _overdue(services, running):
+            overdue.append(running.run_id)
     return measured, overdue
+
+
+async def _missed(services: Services, item: RollbackToMeasure, measure: SlaMeasure) -> bool:
+    """A finished rollback that missed the SLA (unless it was reported while overdue)."""
+    detail = (
+        f"rollback SLA missed: began {measure.begin_s:.0f}s and finished "
+        f"{measure.finish_s:.0f}s after its trigger (SLA: < "
+        f"{ROLLBACK_BEGIN_SLA_S:.0f}s and < {ROLLBACK_FINISH_SLA_S:.0f}s)"
+    )
+    trigger = rollback_trigger(item.result.failure_at is not None)
+    return await _breached(
+        services, item.run_id, item.rollback_seq, trigger, detail, payload=item.result
+    )
+
+
+async def _overdue(services: Services, running: RunningRollback) -> bool:
+    """A rollback still running after the finish SLA: someone should look now."""
+    now = services.context.clock()
+    detail = (
+        f"rollback still running {(now - running.since).total_seconds():.0f}s after its "
+        f"trigger (SLA: finished < {ROLLBACK_FINISH_SLA_S:.0f}s): look at it now"
+    )
+    trigger = rollback_trigger(running.after_failure)
+    return await _breached(services, running.run_id, running.started_seq, trigger, detail)
+
+
+async def _breached(
+    services: Services,
+    run_id: str,
+    rollback_seq: int,
+    trigger: RollbackTrigger,
+    detail: str,
+    payload: ApplyResult | None = None,
+) -> bool:
+    """Alert and count one rollback's breach; False when it was already (by any replica)."""
+    fresh = await emit_alert(
+        services,
+        GateLogEntry(
+            at=services.context.clock(),
+            kind=EventType.ROLLBACK_SLA_BREACHED.value,
+            run_id=run_id,
+            actor=CONDUCTOR,
+            action="rollback",
+            detail=detail,
+        ),
+        payload=payload,
+        dedup=breach_key(run_id, rollback_seq),
+    )
+    if fresh:
+        services.metrics.rollback_sla_breached(trigger)
+    return fresh
+
+
+def breach_key(run_id: str, rollback_seq: int) -> str:
+    """The dedup key of a rollback's SLA breach: one per rollback, whoever sees it."""
+    return f"rollback.breach:{run_id}:{rollback_seq}"
 
 
 async def run_gate_jobs(services: Services) -> GateJobReport:

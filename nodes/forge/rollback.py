@@ -2,6 +2,8 @@
 
 Used after a failed or timed-out apply (SLA: begin < 5 min and finish < 15 min after the
 failure, recorded on the result) and when a human rolls back a DONE run (`crew rollback`).
+Breaches are alerted on and counted by the gate job (crew/gate/timers.py), not here: it also
+sees a rollback still running, or one whose worker died.
 
 - Revision N > 1 whose revision N-1 workspace is kept: re-plan and apply revision N-1 against
   the shared state (that removes what N added and reverts what N changed).

@@ -293,6 +293,16 @@ async def test_concurrent_approvals_apply_once_and_stale_or_expired_ones_never(
     assert stale.status_code == 409, stale.text
     assert stale.json()["error"] == "stale_plan"
     assert "changed since it was validated" in stale.json()["message"]
+    # -- nor one whose validation went stale because a newer revision exists -----------------
+    newer = Path(build["workspace"]).parent / "r2"
+    newer.mkdir()
+    try:
+        superseded = await gate.http.post(f"/v1/runs/{idle_id}/approve", headers=auth("alice"))
+    finally:
+        newer.rmdir()
+    assert superseded.status_code == 409, superseded.text
+    assert superseded.json()["error"] == "stale_plan"
+    assert f"revision 2 of run {idle_id} exists" in superseded.json()["message"]
     old_button = await gate.click(APPROVE_ACTION, button_value(idle_id, "0" * 64), hook="old")
     assert old_button.status_code == 200
     assert "older plan" in (await gate.hook_texts("old"))[0]
@@ -317,14 +327,14 @@ async def test_concurrent_approvals_apply_once_and_stale_or_expired_ones_never(
     kinds = [
         r["kind"] for r in gate.rows("SELECT kind FROM crew_gate_log WHERE run_id = %s", idle_id)
     ]
-    assert kinds == ["approval.refused"] * 3 + ["approval.expired"]
+    assert kinds == ["approval.refused"] * 4 + ["approval.expired"]
     channels = [
         r["channel"]
         for r in gate.rows(
             "SELECT channel FROM crew_gate_log WHERE run_id = %s ORDER BY id", idle_id
         )
     ]
-    assert channels == ["rest", "slack", "cli", "system"]
+    assert channels == ["rest", "rest", "slack", "cli", "system"]
     expired_events = gate.rows(
         "SELECT event_id FROM crew_events WHERE run_id = %s AND type = 'approval.expired'", idle_id
     )

@@ -75,7 +75,7 @@ def test_bad_entries_say_what_to_fix(entry: str, message: str) -> None:
 def test_settings_parse_tokens_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("CREW_HOST", "0.0.0.0")
+    monkeypatch.setenv("CREW_HOST", "127.0.0.1")  # plain entries are for loopback only
     other = new_token()
     monkeypatch.setenv(
         "CREW_API_TOKENS",
@@ -95,6 +95,37 @@ def test_settings_refuse_bad_entries_without_echoing_them(tmp_path: Path) -> Non
         Settings(data_dir=tmp_path, api_tokens=f"alice:boss:{TOKEN}")
     assert "unknown role 'boss'" in str(info.value)
     assert TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "crew.example.com"])
+def test_beyond_loopback_plain_tokens_are_refused_at_start_up(
+    host: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A plain entry makes the configuration itself a usable credential: on an address others
+    reach, only hashes may be at rest; the error says how to get them, and echoes no token."""
+    hashed = token_entry("vic", Role.VIEWER, new_token())
+    monkeypatch.setenv("CREW_HOST", host)
+    monkeypatch.setenv("CREW_API_TOKENS", f"{hashed},alice:approver:{TOKEN}")
+    with pytest.raises(ValidationError) as info:
+        Settings(data_dir=tmp_path)
+    message = str(info.value)
+    assert f"refusing to bind {host} with plain tokens in CREW_API_TOKENS (for alice)" in message
+    assert "only hashed entries name:role:sha256:<hex>" in message
+    assert "`crew token new NAME --role ROLE`" in message
+    assert TOKEN not in message
+    # The entry `crew token new` prints for the same token is accepted there.
+    monkeypatch.setenv("CREW_API_TOKENS", f"{hashed},{token_entry('alice', Role.APPROVER, TOKEN)}")
+    settings = Settings(data_dir=tmp_path)
+    assert authenticate(settings.api_tokens, TOKEN) == Principal(name="alice", role=Role.APPROVER)
+    assert not any(t.plain_at_rest for t in settings.api_tokens)
+
+
+def test_plain_tokens_stay_allowed_on_loopback(tmp_path: Path) -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        settings = Settings(data_dir=tmp_path, host=host, api_tokens=f"alice:approver:{TOKEN}")
+        (token,) = settings.api_tokens
+        assert token.plain_at_rest
+        assert authenticate(settings.api_tokens, TOKEN) is not None
 
 
 def test_settings_refuse_a_name_or_token_twice(tmp_path: Path) -> None:

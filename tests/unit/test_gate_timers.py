@@ -54,3 +54,11 @@ def test_failed_posts_back_off_exponentially_up_to_a_cap() -> None:
     assert [backoff_s(n, retryable=True) for n in range(4)] == [1, 2, 4, 8]
     assert backoff_s(30, retryable=True) == MAX_BACKOFF_S
     assert backoff_s(0, retryable=False) == PERMANENT_BACKOFF_S
+
+
+def test_a_rollback_is_named_by_the_audit_row_that_started_it() -> None:
+    """The breach of one rollback is one alert whether seen running (overdue) or finished."""
+    item = _rollback(400, 10, failure=True)
+    assert item.rollback_seq == 9  # no starting row found: the finishing row names it
+    started = RollbackToMeasure(item.run_id, item.seq, item.trigger_at, item.result, 7)
+    assert started.rollback_seq == 7

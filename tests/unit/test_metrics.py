@@ -67,6 +67,7 @@ def observed() -> CrewMetrics:
     m.observe_step("await_approval", 0.01, {"decision": decision})
     late = rollback_result(sla_met=False, failed_apply=True)
     m.observe_step("rollback", 30.0, {"rollback_result": late})
+    m.rollback_sla_breached("apply_failure")  # the gate job's count (crew/gate/timers.py)
     m.observe_terraform("plan", 4.2, True)
     m.observe_checkov(1.5)
     m.published("redis", OpsEvent(type=EventType.PLAN_PENDING, at=AT))
@@ -106,7 +107,8 @@ def test_what_the_worker_sees_becomes_metrics() -> None:
     assert value(m, "crew_llm_cost_usd_total") == pytest.approx((1200 * 0.15 + 300 * 0.60) / 1e6)
     assert value(m, "crew_approval_decisions_total", decision="approve", channel="slack") == 1
     assert value(m, "crew_rollbacks_total", trigger="apply_failure", outcome="ok") == 1
-    assert value(m, "crew_rollback_sla_breaches_total") == 1
+    assert value(m, "crew_rollback_sla_breaches_total", trigger="apply_failure") == 1
+    assert value(m, "crew_rollback_sla_breaches_total", trigger="requested") == 0
     assert value(m, "crew_step_duration_seconds_count", node="build") == 1
     assert value(m, "crew_step_duration_seconds_sum", node="rollback") == 30.0
     assert value(m, "crew_terraform_duration_seconds_count", command="plan", outcome="ok") == 1
@@ -118,13 +120,21 @@ def test_what_the_worker_sees_becomes_metrics() -> None:
     assert value(m, "crew_heartbeat_interval_seconds") == 5
 
 
-def test_a_requested_rollback_is_no_sla_breach_and_a_catalog_plan_burns_no_tokens() -> None:
+def test_sla_breaches_are_left_to_the_gate_job_and_catalog_plans_burn_no_tokens() -> None:
+    """A breach is counted by the gate job alone (once per rollback, whichever replica or
+    check sees it), so the worker that drove even a late rollback must not count it too."""
     m = CrewMetrics(bus="postgres", heartbeat_s=5, llm_prices=LlmPrices())
     requested = rollback_result(sla_met=None, failed_apply=False)
+    late = rollback_result(sla_met=False, failed_apply=True)
     m.observe_step("rollback", 3.0, {"rollback_result": requested})
+    m.observe_step("rollback", 3.0, {"rollback_result": late})
     m.observe_step("design", 0.1, {"plan": PlanSpec.model_validate(example("PlanSpec"))})
     assert value(m, "crew_rollbacks_total", trigger="requested", outcome="ok") == 1
+    assert value(m, "crew_rollbacks_total", trigger="apply_failure", outcome="ok") == 1
     assert value(m, "crew_rollback_sla_breaches_total") == 0
+    # both trigger series exist from the start, at zero, for rate() and the alert rule
+    breaches = samples(m)["crew_rollback_sla_breaches_total"]
+    assert sorted(labels["trigger"] for labels, _ in breaches) == ["apply_failure", "requested"]
     assert "crew_llm_tokens_total" not in samples(m)
     # error counters exist from the start, at zero, so alerts and rate() see them
     assert value(m, "crew_bus_publish_errors_total", bus="postgres") == 0

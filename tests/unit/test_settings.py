@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import crew.settings
-from crew.gate.access import hash_token
+from crew.gate.access import Role, hash_token, token_entry
 from crew.settings import Settings, detect_plugin_dir
 
 
@@ -45,9 +45,10 @@ def test_loopback_bind_needs_no_tokens(host: str, tmp_path: Path) -> None:
     assert settings.api_tokens == []
 
 
-def test_non_loopback_bind_with_tokens_is_allowed(tmp_path: Path) -> None:
+def test_non_loopback_bind_with_hashed_tokens_is_allowed(tmp_path: Path) -> None:
     token = "s3cret-s3cret-s3cret"
-    settings = Settings(data_dir=tmp_path, host="0.0.0.0", api_tokens=[f"ops:viewer:{token}"])
+    entry = token_entry("ops", Role.VIEWER, token)
+    settings = Settings(data_dir=tmp_path, host="0.0.0.0", api_tokens=[entry])
     assert [(t.principal, t.role.value) for t in settings.api_tokens] == [("ops", "viewer")]
     assert settings.api_tokens[0].sha256 == hash_token(token)
     assert token not in repr(settings)
@@ -59,9 +60,9 @@ def test_the_refusal_applies_to_environment_variables_too(
     monkeypatch.setenv("CREW_HOST", "0.0.0.0")
     with pytest.raises(ValidationError, match="CREW_API_TOKENS"):
         Settings(data_dir=tmp_path)
-    monkeypatch.setenv(
-        "CREW_API_TOKENS", "one:viewer:0123456789abcdef, two:approver:fedcba9876543210 ,,"
-    )
+    one = token_entry("one", Role.VIEWER, "0123456789abcdef")
+    two = token_entry("two", Role.APPROVER, "fedcba9876543210")
+    monkeypatch.setenv("CREW_API_TOKENS", f"{one}, {two} ,,")
     settings = Settings(data_dir=tmp_path)
     assert [t.principal for t in settings.api_tokens] == ["one", "two"]
     assert settings.api_tokens[1].sha256 == hash_token("fedcba9876543210")
