@@ -15,6 +15,8 @@ COPY nodes ./nodes
 COPY tools ./tools
 COPY memory ./memory
 COPY api ./api
+COPY catalog ./catalog
+COPY sentinel ./sentinel
 RUN python -m venv /opt/crew \
  && /opt/crew/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/crew/bin/pip install --no-cache-dir .
