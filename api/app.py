@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import current_principal
 from api.errors import install_error_handlers
-from api.routes import goals, health, metrics, runs, slack
+from api.routes import audit, goals, health, metrics, runs, slack
 from crew import __version__
 from crew.conductor import Conductor
 from crew.container import Services, open_services
@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     # /v1 needs a bearer token (when tokens are configured); /slack verifies Slack's signature.
     app.include_router(goals.router, dependencies=[Depends(current_principal)])
     app.include_router(runs.router, dependencies=[Depends(current_principal)])
+    app.include_router(audit.router, dependencies=[Depends(current_principal)])
     app.include_router(slack.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -9,7 +9,9 @@ Measures, on the real servers (see bench/README.md, "Bus benchmark"):
   3. run throughput, 1 vs 2 workers: an API process (`crew serve --no-worker`) and 1 or 2
      `crew worker` processes on one Postgres and Redis; G goals submitted at once; wall time
      until every run waits at the gate (design, terraform init/validate/plan, checkov).
-and prints one table.
+and prints one table. If a worker count does not get every run to the gate within
+`--gate-limit`, its row says MISS, no ratio is computed from the incomplete runs, and the exit
+code is 1.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    complete: bool = True
+    """False when a figure is a MISS (runs did not all get where they were timed to)."""
 
 
 def _say(message: str) -> None:
@@ -238,14 +242,54 @@ async def bench_workers(
     finally:
         _stop(procs)
         await _cleanup("redis", prefix)
+    at_gate = states.get("WAIT_FOR_APPROVE", 0)
     return {
         "workers": workers,
         "goals": goals,
         "concurrency": concurrency,
         "seconds": elapsed,
-        "at_gate": states.get("WAIT_FOR_APPROVE", 0),
+        "at_gate": at_gate,
+        "complete": at_gate == goals,
         "states": states,
     }
+
+
+def throughput_rows(runs: list[dict[str, Any]]) -> tuple[list[Row], float | None]:
+    """The table's rows for the 1- and 2-worker figures, and the 2 vs 1 speed-up.
+
+    Why the check: a wall time is only a throughput when every run reached the gate. Runs
+    that were still going at `--gate-limit`, or that ended BLOCKED/FAILED, would make a
+    figure (and a ratio) look better or worse than the product is; those rows say MISS and
+    the speed-up is None, so `main` exits non-zero instead of printing a ratio.
+    """
+    rows = []
+    for figure in runs:
+        goals, workers = figure["goals"], figure["workers"]
+        label = f"{goals} goals to the gate, {workers} worker(s)"
+        slots = f"{figure['concurrency']} slots each"
+        if figure["complete"]:
+            rate = goals * 60 / figure["seconds"]
+            measured = f"{figure['seconds']:.1f} s ({rate:.1f}/min)"
+            rows.append(Row(label, measured, f"{goals}/{goals} at the gate, {slots}"))
+        else:
+            elsewhere = {s: n for s, n in figure["states"].items() if s != "WAIT_FOR_APPROVE"}
+            note = (
+                f"MISS: {figure['at_gate']}/{goals} at the gate after {figure['seconds']:.0f} s"
+                f" (others: {elsewhere or 'not started'}), {slots}"
+            )
+            rows.append(Row(label, "MISS", note))
+    if len(runs) == 2 and all(figure["complete"] for figure in runs):
+        speedup: float = runs[0]["seconds"] / runs[1]["seconds"]
+        rows.append(Row("throughput ratio, 2 vs 1 worker", f"{speedup:.2f}x", "ideal 2.00x"))
+        return rows, speedup
+    rows.append(
+        Row(
+            "throughput ratio, 2 vs 1 worker",
+            "MISS",
+            "not computed: not every run reached the gate",
+        )
+    )
+    return rows, None
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -281,17 +325,13 @@ async def _run(args: argparse.Namespace, pg: Postgres, data_dir: Path, results: 
             workers, args.goals, args.concurrency, pg, data_dir, args.gate_limit
         )
         runs.append(figure)
-        results.rows.append(
-            Row(
-                f"{args.goals} goals to the gate, {workers} worker(s)",
-                f"{figure['seconds']:.1f} s ({figure['goals'] * 60 / figure['seconds']:.1f}/min)",
-                f"{figure['at_gate']}/{args.goals} at the gate, {args.concurrency} slots each",
-            )
-        )
+        if not figure["complete"]:
+            _say(f"MISS: {figure['at_gate']}/{args.goals} at the gate: {figure['states']}")
+    rows, speedup = throughput_rows(runs)
+    results.rows += rows
     results.figures["runs"] = runs
-    speedup = runs[0]["seconds"] / runs[1]["seconds"]
     results.figures["speedup_2_vs_1"] = speedup
-    results.rows.append(Row("throughput ratio, 2 vs 1 worker", f"{speedup:.2f}x", "ideal 2.00x"))
+    results.complete = speedup is not None
 
 
 def render(results: Results) -> str:
@@ -355,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         path = RESULTS_DIR / f"bus-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
         path.write_text(json.dumps({"meta": results.meta, "figures": results.figures}, indent=2))
         print(f"\nwrote {path}")
+    if not results.complete:
+        _say("MISS: not every run reached the gate within --gate-limit; see the table")
+        return 1
     return 0
 
 

@@ -33,7 +33,7 @@ import schemas.validation
 from crew.errors import ConfigurationError
 from crew.metrics import CrewMetrics, LlmPrices
 from crew.settings import Settings
-from graph.context import CrewContext
+from graph.context import ApplyLedger, CrewContext
 from graph.graph import build_graph
 from graph.state import RunState, project_run
 from memory.checkpointer import AuditingPostgresSaver
@@ -287,6 +287,24 @@ def build_slack_client(settings: Settings) -> SlackClient | None:
     return SlackClient(settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
 
 
+def build_local_context(
+    settings: Settings, environ: Mapping[str, str], *, ledger: ApplyLedger, role: str
+) -> CrewContext:
+    """The runtime context without a database (LangGraph Studio, graph/studio.py): the same
+    terraform runner, Sentinel, planner and state backend as `open_services` wires, with no
+    plan memory, stack locks held in this process and no event bus."""
+    env = dict(environ)
+    return CrewContext(
+        settings=settings,
+        terraform=build_terraform_runner(settings, env),
+        ledger=ledger,
+        worker_id=new_worker_id(role),
+        sentinel=build_sentinel(settings, env),
+        planner=build_planner(settings),
+        state_backend=build_state_backend(settings),
+    )
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterator[Services]:
     """Start (or connect to) Postgres, migrate, and wire the graph; undo it all on exit."""
@@ -300,7 +318,15 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
         conninfo = await asyncio.to_thread(embedded.start)
         database = f"embedded PostgreSQL 18 in {settings.pgdata_dir}"
     try:
-        pool = await open_pool(conninfo, max_size=max(10, settings.worker_concurrency * 2 + 4))
+        metrics = build_metrics(settings)
+        # On the Postgres bus every outbox write is a bus publish: the pool's connections report
+        # them (after commit) to the metrics, whichever store or the checkpointer writes them.
+        outbox_observer = metrics if bus_kind(settings) == "postgres" else None
+        pool = await open_pool(
+            conninfo,
+            max_size=max(10, settings.worker_concurrency * 2 + 4),
+            outbox_observer=outbox_observer,
+        )
         try:
             await migrate(pool)
             runs = RunStore(pool)
@@ -311,9 +337,8 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             )
             graph = build_graph(saver)
             worker_id = new_worker_id(role)
-            metrics = build_metrics(settings)
             bus = build_bus(settings, pool, conninfo, metrics)
-            events = OutboxPublisher(pool)
+            events = OutboxPublisher(pool, outbox_observer)
             # The one read of the process environment: what terraform's providers need
             # (AWS_* credentials and endpoints, proxies), passed through as their docs expect.
             environ: dict[str, Any] = dict(os.environ)

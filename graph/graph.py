@@ -11,18 +11,28 @@ Mermaid state diagram from the compiled graph with them.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Awaitable
+from functools import wraps
+from typing import Literal, Protocol
 
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from graph.context import CrewContext
-from graph.state import RunState
+from graph.state import RunState, coerce_state
 from nodes import approval, atlas, forge, sentinel
 from schemas.states import ConductorState as S
 
 END: Literal["__end__"] = "__end__"
+
+
+class Node(Protocol):
+    """A Conductor node: nodes/*.py, each `async def (state, runtime) -> update`."""
+
+    def __call__(self, state: RunState, runtime: Runtime[CrewContext]) -> Awaitable[RunState]: ...
+
 
 #: (from, to) pairs each node may produce; the diagram and a test are built on these.
 TRANSITIONS: dict[str, list[tuple[S, S]]] = {
@@ -59,25 +69,46 @@ def after_apply(state: RunState) -> Literal["rollback", "__end__"]:
     return "rollback" if state.get("conductor_state") == S.ROLLBACK else END
 
 
+def bind_context(node: Node, context: CrewContext) -> Node:
+    """`node` run with `context` whatever the caller passed, on its state as typed values.
+
+    For a caller that cannot hand over a CrewContext: the LangGraph API server (`langgraph
+    dev`, graph/studio.py) passes JSON as the runtime context and as the run's input.
+    """
+
+    @wraps(node)
+    async def bound(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
+        return await node(coerce_state(state), runtime.override(context=context))
+
+    return bound
+
+
 def build_graph(
-    checkpointer: Checkpointer = None,
+    checkpointer: Checkpointer = None, *, context: CrewContext | None = None
 ) -> CompiledStateGraph[RunState, CrewContext, RunState, RunState]:
     """The compiled Conductor. The service passes its Postgres saver; LangGraph Studio and
-    tests may pass their own (or none)."""
-    g = StateGraph(RunState, context_schema=CrewContext)
+    tests may pass their own (or none).
 
-    def node_meta(name: str) -> dict[str, object]:
-        return {"transitions": [[a.value, b.value] for a, b in TRANSITIONS[name]]}
+    With `context`, every node runs with that context (bind_context) and the graph declares
+    no context schema: what LangGraph Studio serves (graph/studio.py). Without it, callers
+    pass a CrewContext with each invocation (`context=`), as the worker does.
+    """
+    g = StateGraph(RunState, context_schema=None if context is not None else CrewContext)
 
-    g.add_node("design", atlas.design, metadata=node_meta("design"))
-    g.add_node("build", forge.build, metadata=node_meta("build"))
-    g.add_node("validate", sentinel.validate, metadata=node_meta("validate"))
-    g.add_node(
-        "request_approval", approval.request_approval, metadata=node_meta("request_approval")
-    )
-    g.add_node("await_approval", approval.await_approval, metadata=node_meta("await_approval"))
-    g.add_node("apply", forge.apply, metadata=node_meta("apply"))
-    g.add_node("rollback", forge.rollback, metadata=node_meta("rollback"))
+    def add(name: str, node: Node) -> None:
+        g.add_node(
+            name,
+            bind_context(node, context) if context is not None else node,
+            metadata={"transitions": [[a.value, b.value] for a, b in TRANSITIONS[name]]},
+        )
+
+    add("design", atlas.design)
+    add("build", forge.build)
+    add("validate", sentinel.validate)
+    add("request_approval", approval.request_approval)
+    add("await_approval", approval.await_approval)
+    add("apply", forge.apply)
+    add("rollback", forge.rollback)
 
     g.add_edge(START, "design")
     g.add_conditional_edges("design", after_design)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, TypedDict
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter
+
+# pydantic (Python < 3.12) validates and describes only typing_extensions' TypedDict: the
+# LangGraph API server shows RunState's JSON schema as the input form of LangGraph Studio.
+from typing_extensions import TypedDict
 
 from memory.runs import Projection
 from schemas.apply import ApplyResult
@@ -69,6 +76,18 @@ def initial_state(run_id: str, goal_id: str, goal: GoalStatement, at: datetime) 
         "transitions": [],
         "attempts": {},
     }
+
+
+@cache
+def _state_adapter() -> TypeAdapter[RunState]:
+    return TypeAdapter(RunState)
+
+
+def coerce_state(values: Mapping[str, Any]) -> RunState:
+    """The state with every field as its type: JSON values (a run started through the
+    LangGraph API server, graph/studio.py) become artifacts, enums and datetimes; typed
+    values pass unchanged."""
+    return _state_adapter().validate_python(values)
 
 
 def transition(

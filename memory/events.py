@@ -5,6 +5,11 @@ checkpoint with its audit rows, a new run, a gate decision, a heartbeat). The un
 `event_id` makes writing an event twice a no-op; a transition's event id is `<run_id>.<seq>`,
 the audit row's key, so a replayed checkpoint cannot duplicate it. The Postgres bus reads the
 same rows through per-group delivery rows; the relay forwards them to Redis or NATS.
+
+On the Postgres bus an outbox write *is* the bus publish, so `insert_events` reports it to the
+bus observer (the `crew_bus_*` metrics): `published` once the transaction that wrote the event
+commits, `publish_failed` when a database error ends that transaction. With Redis or NATS the
+relay's publishes are what count, and the pool reports nothing (`memory.db.open_pool`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from memory.db import Pool
+from memory.db import Connection, Pool
 from schemas.audit import AuditRecord
 from schemas.events import OpsEvent
 from schemas.registry import ARTIFACTS
-from tools.bus import family_of
+from tools.bus import BusKind, BusObserver, family_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,12 @@ GROUPS_LOCK = (0x63726577, 3)
 
 #: Heartbeats only matter while fresh; the outbox keeps them this long.
 HEARTBEAT_RETENTION = timedelta(hours=1)
+
+#: The bus an outbox write is a publish on (the `bus` label of the metrics).
+OUTBOX_BUS: BusKind = "postgres"
+
+#: What a failed outbox write raises: the database refused, or could not be reached.
+DB_ERRORS = (psycopg.Error, OSError)
 
 
 def transition_event_id(run_id: str, seq: int) -> str:
@@ -79,12 +90,65 @@ def event_from_audit(record: AuditRecord) -> OpsEvent:
         )
 
 
-async def insert_events(cur: AsyncCursor[DictRow], events: Sequence[OpsEvent]) -> int:
+@dataclass
+class _Tally:
+    """What one `insert_events` call reports to the bus observer, once its transaction ends."""
+
+    observer: BusObserver
+    attempted: int
+    fresh: list[OpsEvent]
+    broken: bool = False
+    """A write of this call failed: whatever it tried to store is not stored."""
+
+    def committed(self) -> None:
+        for event in self.fresh:
+            self.observer.published(OUTBOX_BUS, event)
+        if self.broken:  # without a transaction block: what came before the failure stays
+            for _ in range(self.attempted - len(self.fresh)):
+                self.observer.publish_failed(OUTBOX_BUS)
+
+    def rolled_back(self, exc: BaseException | None) -> None:
+        # a LeaseLostError or a cancelled step is a refused transition, not a failed publish
+        if self.broken or isinstance(exc, DB_ERRORS):
+            for _ in range(self.attempted):
+                self.observer.publish_failed(OUTBOX_BUS)
+
+
+async def insert_events(
+    cur: AsyncCursor[DictRow], events: Sequence[OpsEvent], *, observer: BusObserver | None = None
+) -> int:
     """Write `events` to the outbox in the caller's transaction; returns how many were new.
 
     Each new event also gets a delivery row for every Postgres-bus group reading its family,
     and a NOTIFY (delivered at commit) wakes the relay and the consumers.
+
+    `observer` (default: the connection's `outbox_observer`, see `memory.db.open_pool`) hears
+    of each new event when the transaction commits, and of each event as failed when a
+    database error rolls it back: counted at write time, an event of a checkpoint refused
+    for a lost lease would be reported as published although no consumer ever sees it.
     """
+    conn = cur.connection
+    if observer is None and isinstance(conn, Connection):
+        observer = conn.outbox_observer
+    tally = _Tally(observer, len(events), []) if observer is not None and events else None
+    try:
+        written = await _insert_events(cur, events, tally)
+    except DB_ERRORS:
+        if tally is not None:
+            tally.broken = True
+        raise
+    finally:
+        if tally is not None:
+            if isinstance(conn, Connection):
+                conn.on_commit(tally.committed, tally.rolled_back)
+            else:  # a connection from elsewhere cannot tell when it commits: count now
+                tally.committed()
+    return written
+
+
+async def _insert_events(
+    cur: AsyncCursor[DictRow], events: Sequence[OpsEvent], tally: _Tally | None
+) -> int:
     written = 0
     if events:
         # own statement: the fan-out below then sees every group committed before this lock
@@ -117,19 +181,35 @@ async def insert_events(cur: AsyncCursor[DictRow], events: Sequence[OpsEvent]) -
             },
         )
         row = await cur.fetchone()
-        written += int(row["n"]) if row is not None else 0
+        new = int(row["n"]) if row is not None else 0
+        written += new
+        if new and tally is not None:
+            tally.fresh.append(event)
     return written
 
 
 class OutboxPublisher:
-    """`tools.bus.EventPublisher` on the outbox: one event, its own transaction."""
+    """`tools.bus.EventPublisher` on the outbox: one event, its own transaction.
 
-    def __init__(self, pool: Pool) -> None:
+    With an `observer` (the Postgres bus's metrics) a publish is counted by `insert_events`
+    once committed; a failure before it could write (no connection, BEGIN refused: Postgres
+    is down) is counted here, since no transaction hook exists yet to see it.
+    """
+
+    def __init__(self, pool: Pool, observer: BusObserver | None = None) -> None:
         self._pool = pool
+        self._observer = observer
 
     async def publish(self, event: OpsEvent) -> bool:
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            return await insert_events(cur, [event]) == 1
+        writing = False
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                writing = True
+                return await insert_events(cur, [event], observer=self._observer) == 1
+        except DB_ERRORS:
+            if not writing and self._observer is not None:
+                self._observer.publish_failed(OUTBOX_BUS)
+            raise
 
 
 # -- the Postgres bus: consumer groups ------------------------------------------------------

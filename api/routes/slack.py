@@ -14,11 +14,18 @@ command normally answers with the outcome itself; if what is left of the budget 
 first, the command is acknowledged and the outcome follows through the request's
 `response_url`. Button clicks are acknowledged at once and always answered
 through `response_url` (the message itself is updated by the notifier as the run moves).
+
+`GET /slack/diagrams/{run_id}.png?sig=...` is the one route Slack calls without signing: it
+fetches the gate message's diagram image from it, with no credentials. The `sig` in the URL
+(an HMAC of the run id under the signing secret, `crew.gate.slack_message.diagram_url`) is
+what keeps it from being guessed: a wrong or missing one is a 403, checked before the run is
+looked up; an unknown run, or a plan without a rendered diagram, is a 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from datetime import timedelta
@@ -37,6 +44,7 @@ from crew.errors import (
     StalePlanError,
 )
 from crew.gate.actions import Identity, act
+from crew.gate.slack_message import diagram_signature_ok
 from crew.gate.slack_webhook import (
     MAX_AGE_S,
     GateCommand,
@@ -48,7 +56,9 @@ from crew.gate.slack_webhook import (
     parse_interaction,
     verify_slack_request,
 )
+from crew.service import run_detail
 from schemas.approval import Channel, Decision
+from tools.diagram_png import DiagramPng, DiagramRenderError, svg_to_png
 from tools.slack import respond
 
 logger = logging.getLogger(__name__)
@@ -66,6 +76,19 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "Not from Slack: bad or stale signature, replay."},
     404: {"model": ErrorBody, "description": "Slack is not configured on this server."},
 }
+
+
+#: How long Slack (and any cache between) may keep a diagram image before asking again.
+DIAGRAM_MAX_AGE_S = 3600
+
+#: The last few conversions (Slack's proxy may fetch an image more than once).
+_to_png = functools.lru_cache(maxsize=16)(svg_to_png)
+
+
+def _error(code: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=code, content=ErrorBody(error=error, message=message).model_dump()
+    )
 
 
 def _ephemeral(text: str) -> JSONResponse:
@@ -189,3 +212,60 @@ async def interaction(request: Request, services: ServicesDep) -> Response:
     if isinstance(parsed, GateCommand):
         _in_background(services, parsed, asyncio.create_task(outcome(services, parsed)))
     return Response(status_code=status.HTTP_200_OK)
+
+
+@router.get(
+    "/diagrams/{run_id}.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The plan's diagram as a PNG."},
+        403: {"model": ErrorBody, "description": "Missing or wrong `sig` for this run."},
+        404: {
+            "model": ErrorBody,
+            "description": "Slack is not configured, no such run, or its plan has no rendered "
+            "diagram.",
+        },
+    },
+)
+async def diagram(run_id: str, services: ServicesDep, request: Request, sig: str = "") -> Response:
+    """The run's architecture diagram as a PNG, for the image in its gate message.
+
+    No credentials (Slack fetches it as is); `sig` is the HMAC that came in the message."""
+    secret = services.settings.slack_signing_secret
+    if secret is None:
+        return _error(
+            status.HTTP_404_NOT_FOUND,
+            "slack_disabled",
+            "Slack is not configured here: set CREW_SLACK_SIGNING_SECRET",
+        )
+    if not diagram_signature_ok(secret.get_secret_value(), run_id, sig):
+        return _error(
+            status.HTTP_403_FORBIDDEN, "bad_signature", "this diagram URL is not signed for it"
+        )
+    try:
+        detail = await run_detail(services, run_id, with_audit=False)
+    except RunNotFoundError:
+        return _error(status.HTTP_404_NOT_FOUND, "run_not_found", f"no run {run_id}")
+    plan = detail.artifacts.plan
+    if plan is None or not plan.diagram_svg:
+        return _error(
+            status.HTTP_404_NOT_FOUND,
+            "no_diagram",
+            f"run {run_id} has no rendered diagram (the Mermaid CLI renders it when installed)",
+        )
+    etag = '"' + hashlib.sha256(plan.diagram_svg.encode()).hexdigest()[:32] + '"'
+    headers = {
+        "Cache-Control": f"public, max-age={DIAGRAM_MAX_AGE_S}",
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    try:
+        png: DiagramPng = await asyncio.to_thread(_to_png, plan.diagram_svg)
+    except DiagramRenderError as exc:
+        logger.warning("diagram of run %s not converted: %s", run_id, exc)
+        return _error(
+            status.HTTP_404_NOT_FOUND, "no_diagram", f"run {run_id} has no usable diagram: {exc}"
+        )
+    return Response(content=png.data, media_type="image/png", headers=headers)

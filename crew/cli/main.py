@@ -15,8 +15,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
+from crew.cli.audit import AUDIT_HELP, audit_command
 from crew.cli.forge import build_command
-from crew.cli.render import err, out, print_json, print_run, runs_table, state_text
+from crew.cli.render import err, out, print_json, print_run, runs_table
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
 from crew.container import Services, open_services
@@ -355,53 +356,7 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
     _show(detail, as_json)
 
 
-@app.command()
-def audit(
-    run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
-    gate: Annotated[
-        bool,
-        typer.Option(
-            "--gate",
-            help="The gate log instead: refused decisions, expired approvals, rollback SLA alerts.",
-        ),
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """The append-only audit log: who moved which run where, and when."""
-    settings = load_settings()
-    configure_logging("WARNING")
-    if gate:
-        _gate_log(settings, run, limit, as_json)
-        return
-    records = run_async(_with_services(settings, lambda s: s.runs.audit(run, limit)))
-    if as_json:
-        print_json(records)
-        return
-    for r in records:
-        came = r.from_state.value if r.from_state else "-"
-        out.print(
-            f"{r.at:%Y-%m-%d %H:%M:%S}  {r.run_id}  #{r.seq:<3} {r.event.value:<20} "
-            f"{came} -> {state_text(r.to_state)}  by {r.actor}"
-            + (f"  ({r.note[:80]})" if r.note else "")
-        )
-
-
-def _gate_log(settings: Settings, run: str | None, limit: int, as_json: bool) -> None:
-    entries = run_async(_with_services(settings, lambda s: s.gate.entries(run, limit)))
-    if as_json:
-        print_json(entries)
-        return
-    for e in entries:
-        who = f"{e.actor} via {e.channel.value}" if e.actor and e.channel else e.actor or "-"
-        out.print(
-            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.run_id or '-'}  {e.kind:<22} {e.action or '-':<8} "
-            f"by {who}: {e.detail}",
-            soft_wrap=True,
-            markup=False,
-        )
-
-
+app.command("audit", help=AUDIT_HELP)(audit_command)
 app.command("validate")(validate_command)
 app.command("build")(build_command)
 

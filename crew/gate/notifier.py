@@ -16,7 +16,7 @@ import logging
 
 from crew.container import Services
 from crew.errors import CrewError, SlackError
-from crew.gate.slack_message import render_message
+from crew.gate.slack_message import diagram_url, render_message
 from crew.service import run_detail
 from memory.slack import DueMessage
 from tools.slack import SlackClient
@@ -68,7 +68,12 @@ class SlackNotifier:
         store = self.services.slack_messages
         try:
             detail = await run_detail(self.services, run_id, with_audit=False)
-            text, blocks = render_message(detail, run_url(self.services, run_id))
+            settings = self.services.settings
+            secret = settings.slack_signing_secret
+            image = diagram_url(
+                settings.public_url, secret.get_secret_value() if secret else None, run_id
+            )
+            text, blocks = render_message(detail, run_url(self.services, run_id), image_url=image)
             if message.ts is None or message.channel is None:
                 posted = await self.client.post_message(self.channel, text, blocks)
             else:

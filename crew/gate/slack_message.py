@@ -4,11 +4,20 @@ One message per run: posted when it reaches WAIT_FOR_APPROVE (summary, component
 vs budget, plan counts, top findings, a link, Approve/Reject buttons) and re-rendered as it
 moves (applying, done, rolled back, rejected); the buttons go once the gate is passed.
 Everything that came from a goal (titles, summaries, reasons) is untrusted text and escaped.
+
+When the plan's diagram was rendered (PlanSpec.diagram_svg) and the service has a public URL,
+the message shows it as an image: Slack fetches it, without credentials, from
+`GET /slack/diagrams/{run_id}.png?sig=...` (api/routes/slack.py), where `sig` is an HMAC of the
+run id under the Slack signing secret, so only a URL this service handed out works. The Mermaid
+source itself is never sent as an image.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
+from urllib.parse import quote
 
 from schemas.approval import ApprovalDecision
 from schemas.run import RunDetail
@@ -19,6 +28,26 @@ Block = dict[str, Any]
 APPROVE_ACTION = "crew_approve"
 REJECT_ACTION = "crew_reject"
 _MAX_COMPONENTS = 12
+
+
+def diagram_signature(secret: str, run_id: str) -> str:
+    """The `sig` of a run's diagram URL: HMAC-SHA256 of the run id under the signing secret."""
+    return hmac.new(secret.encode(), run_id.encode(), hashlib.sha256).hexdigest()
+
+
+def diagram_signature_ok(secret: str, run_id: str, sig: str) -> bool:
+    """Whether `sig` is the run's diagram signature (compared in constant time)."""
+    expected = diagram_signature(secret, run_id).encode()
+    return hmac.compare_digest(expected, sig.encode("utf-8", "replace"))
+
+
+def diagram_url(public_url: str | None, secret: str | None, run_id: str) -> str | None:
+    """The signed URL Slack fetches the run's diagram image from; None without a public URL
+    (Slack could not reach it) or a signing secret."""
+    if not public_url or not secret:
+        return None
+    path = f"/slack/diagrams/{quote(run_id, safe='')}.png"
+    return f"{public_url.rstrip('/')}{path}?sig={diagram_signature(secret, run_id)}"
 
 
 def escape(text: str) -> str:
@@ -68,8 +97,11 @@ def status_line(detail: RunDetail) -> str:
     return escape(state.value)
 
 
-def render_message(detail: RunDetail, run_url: str) -> tuple[str, list[Block]]:
-    """(notification text, blocks) for the run's message."""
+def render_message(
+    detail: RunDetail, run_url: str, *, image_url: str | None = None
+) -> tuple[str, list[Block]]:
+    """(notification text, blocks) for the run's message; with `image_url` (see
+    `diagram_url()`) and a rendered diagram on the plan, the diagram as an image too."""
     art = detail.artifacts
     plan, request, validation = art.plan, art.approval_request, art.validation
     title = escape(detail.title)
@@ -115,6 +147,15 @@ def render_message(detail: RunDetail, run_url: str) -> tuple[str, list[Block]]:
     if fields:
         blocks.append(
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+        )
+    if plan is not None and plan.diagram_svg and image_url is not None:
+        blocks.append(
+            {
+                "type": "image",
+                "image_url": image_url,
+                "alt_text": f"Architecture diagram of plan {plan.plan_id}: {plan.summary}"[:2000],
+                "title": {"type": "plain_text", "text": "Architecture"},
+            }
         )
     if request is not None:
         findings = "\n".join(f"• {escape(f)}" for f in request.top_findings[:5]) or "none"

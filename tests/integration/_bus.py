@@ -20,7 +20,7 @@ import pytest
 
 from memory.db import Pool, open_pool
 from memory.migrate import migrate
-from tools.bus import Bus, BusNames
+from tools.bus import FAMILIES, Bus, BusNames
 
 REDIS_URL = os.environ.get("CREW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NATS_URL = os.environ.get("CREW_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -192,6 +192,58 @@ class RedisServer:
                 self.proc.wait(timeout=30)
 
 
+class NatsServer:
+    """`nats-server -js` on a free loopback port with its JetStream store in `workdir` (file
+    storage, as the bus asks for): `stop()` takes the bus down, `start()` brings it back on the
+    same port with its streams, consumers and messages."""
+
+    def __init__(self, workdir: Path) -> None:
+        found = shutil.which("nats-server")
+        if found is None:
+            pytest.skip("nats-server is not installed")
+        self.binary = found
+        self.store = workdir / "jetstream"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port: int = s.getsockname()[1]
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--jetstream",
+                "--store_dir",
+                str(self.store),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not reachable(self.url):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                pytest.fail("nats-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # nats-server flushes JetStream and exits on SIGTERM
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+
+PrivateServer = RedisServer | NatsServer
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
@@ -200,6 +252,55 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def bus_event_ids(kind: str, url: str, names: BusNames) -> list[str]:
+    """Every event id the bus holds for the prefix, oldest first (duplicates kept): every
+    family stream on Redis, every message of the one stream on NATS."""
+    import json
+
+    if kind == "redis":
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(url)
+        try:
+            ids = []
+            for family in FAMILIES:
+                entries: Any = await client.xrange(names.redis_stream(family))
+                ids += [json.loads(fields[b"event"])["event_id"] for _, fields in entries]
+            return ids
+        finally:
+            await client.aclose()
+    import nats
+    import nats.js.errors
+
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        try:
+            state = (await js.stream_info(names.nats_stream())).state
+        except nats.js.errors.NotFoundError:
+            return []
+        if state.messages == 0:
+            return []  # a new stream reports first_seq 0, which no message has
+        ids = []
+        for seq in range(state.first_seq, state.last_seq + 1):
+            msg = await js.get_msg(names.nats_stream(), seq)
+            assert msg.data is not None
+            ids.append(json.loads(msg.data)["event_id"])
+        return ids
+    finally:
+        await nc.close()
 
 
 async def eventually(probe: Any, done: Any, *, what: str, limit_s: float = 60.0) -> Any:

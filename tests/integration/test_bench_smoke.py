@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+#: Left out of the default run (CI's 15-minute budget): `pytest -m bench` runs it.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.bench]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

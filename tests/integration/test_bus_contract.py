@@ -202,3 +202,40 @@ async def test_a_group_created_while_an_event_is_being_written_still_gets_it(
         await asyncio.wait_for(creating, 10)
         rows = await fetch_deliveries(pool, "crew.late", "c1", 10, 5.0)
         assert [r.body["event_id"] for r in rows] == [sent.event_id]
+
+
+@pytest.mark.parametrize("kind", ["redis", "nats"])
+async def test_the_bus_keeps_at_most_maxlen_events(kind: str, database_url: str) -> None:
+    """CREW_BUS_MAXLEN bounds what the server keeps: Redis trims each family stream with
+    `XADD MAXLEN ~` (whole radix-tree nodes, so up to one node more than asked), NATS keeps
+    exactly `max_msgs` in its one stream. The oldest go; the newest stay, and a group that
+    joins afterwards starts with the oldest event still kept."""
+    maxlen, published = 20, 400
+    async with open_bus(kind, database_url=database_url, maxlen=maxlen) as b:
+        sent = [event(run_id=f"run-{i}", event_id=f"trim-{i}") for i in range(published)]
+        for e in sent:
+            assert await b.publish(e) is True
+        if kind == "redis":
+            from tools.bus.redis_streams import RedisBus
+
+            assert isinstance(b, RedisBus)
+            setting = await b.client.config_get("stream-node-max-entries")
+            node = int(next(iter(setting.values())))  # entries per node: the trimming unit
+            kept = int(await b.client.xlen(b.names.redis_stream("plan")))
+            assert maxlen <= kept <= maxlen + node, kept
+        else:
+            from tools.bus.nats_jetstream import NatsBus
+
+            assert isinstance(b, NatsBus)
+            js = await b.jetstream()
+            info = await js.stream_info(b.names.nats_stream())
+            assert info.config.max_msgs == maxlen
+            kept = info.state.messages
+            assert kept == maxlen
+            assert info.state.first_seq == published - maxlen + 1
+        assert kept < published // 3  # well below what was published (up to 120 of 400)
+
+        late = await b.subscribe("late_joiner", ["plan"], "c1")
+        got = await drain(late, want=kept)
+        assert [d.event.event_id for d in got] == [e.event_id for e in sent[-kept:]]
+        await late.close()

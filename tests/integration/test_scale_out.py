@@ -2,13 +2,19 @@
 Postgres and one Redis share the runs through the bus; one worker is killed with SIGKILL in
 the middle and the other finishes its runs, each exactly once.
 
-Terraform really runs (moto is the cloud), so the goal count is modest; `python -m bench.bus`
-runs 40.
+The issue asks for 40 goals. Terraform really runs (moto is the cloud), so CI runs 4 to stay
+within its time budget; set `CREW_IT_SCALE_GOALS` for more, e.g. the issue's 40 (expect tens of
+minutes on 2 CPUs; the waits below grow with the count):
+
+    CREW_IT_SCALE_GOALS=40 .venv/bin/pytest tests/integration/test_scale_out.py
+
+`python -m bench.bus` runs 40 goals with 1 and 2 workers to compare their throughput.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +37,12 @@ from tests.integration._fleet import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-GOALS = 4
+#: Goals submitted: CREW_IT_SCALE_GOALS, default 4 (CI's time budget; the issue says 40).
+GOALS = int(os.environ.get("CREW_IT_SCALE_GOALS", "4"))
+if GOALS < 2:
+    raise ValueError(f"CREW_IT_SCALE_GOALS={GOALS}: two workers need at least 2 goals to share")
+#: Hang guards for the waits that grow with the goal count (not timing checks).
+RUNS_LIMIT_S = max(600.0, 60.0 * GOALS)
 ACTIVE = ("PENDING", "IN_PROGRESS", "VALIDATING", "READY_FOR_APPLY", "APPLYING")
 
 
@@ -148,7 +159,7 @@ def test_two_workers_share_the_runs_and_take_over_from_a_dead_one(fleet: Fleet) 
             "SELECT state FROM crew_runs",
             lambda rows: len(rows) == GOALS and {r[0] for r in rows} == {"WAIT_FOR_APPROVE"},
             "every run at the gate",
-            limit_s=600,
+            limit_s=RUNS_LIMIT_S,
         )
         for run_id in run_ids:
             response = http.post(f"/v1/runs/{run_id}/approve", json={"reason": "scale-out"})
@@ -158,7 +169,7 @@ def test_two_workers_share_the_runs_and_take_over_from_a_dead_one(fleet: Fleet) 
             "SELECT state FROM crew_runs",
             lambda rows: {r[0] for r in rows} == {"DONE"},
             "every run applied",
-            limit_s=600,
+            limit_s=RUNS_LIMIT_S,
         )
         details = [http.get(f"/v1/runs/{run_id}").json() for run_id in run_ids]
 

@@ -168,7 +168,13 @@ class EventPublisher(Protocol):
 
 
 class BusObserver(Protocol):
-    """Hooks for metrics (crew/metrics.py implements them); tools stay free of metric objects."""
+    """Hooks for metrics (crew/metrics.py implements them); tools stay free of metric objects.
+
+    Redis and NATS report each `publish`. On the Postgres bus every outbox write is the
+    publish, whoever makes it (the checkpointer, a store, `EventPublisher`): those are
+    reported by `memory.events.insert_events` once their transaction commits (the pool is
+    opened with the observer: `memory.db.open_pool`).
+    """
 
     def published(self, bus: str, event: OpsEvent) -> None: ...
 

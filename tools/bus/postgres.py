@@ -49,17 +49,22 @@ class PostgresBus:
         self._conninfo = conninfo
         self._ack_wait_s = ack_wait_s
         self._observer = observer or NoObserver()
+        # None: the pool's connections count the write (`memory.db.open_pool`), if anyone does
+        self._publish_observer = observer
 
     async def publish(self, event: OpsEvent) -> bool:
+        """Write the event to the outbox. `insert_events` reports it to the observer once the
+        transaction commits (as it does for every other outbox write, so each is counted
+        once); a failure before the write began is counted here."""
+        writing = False
         try:
             async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                fresh = await insert_events(cur, [event]) == 1
+                writing = True
+                return await insert_events(cur, [event], observer=self._publish_observer) == 1
         except _ERRORS as exc:
-            self._observer.publish_failed(self.kind)
+            if not writing:
+                self._observer.publish_failed(self.kind)
             raise BusError(f"cannot write event to the Postgres outbox: {exc}") from exc
-        if fresh:
-            self._observer.published(self.kind, event)
-        return fresh
 
     async def subscribe(
         self, group: str, families: Collection[str], consumer: str
