@@ -10,11 +10,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from tests.conftest import free_port
 
 T = TypeVar("T")
 
@@ -137,3 +143,31 @@ def stop_embedded_postgres(pgdata: Path) -> None:
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI, *, timeout_s: float = 60) -> AsyncIterator[httpx.AsyncClient]:
+    """uvicorn with `app` in this event loop; yields a client once /healthz answers; always
+    shuts down."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=timeout_s
+        ) as client:
+
+            async def healthz() -> int | None:
+                if task.done():
+                    pytest.fail(f"uvicorn stopped during start-up: {task.exception()!r}")
+                try:
+                    return (await client.get("/healthz")).status_code
+                except httpx.TransportError:
+                    return None
+
+            await wait_until(healthz, lambda code: code == 200, what="/healthz", limit_s=60)
+            yield client
+    finally:
+        server.should_exit = True
+        await task

@@ -3,7 +3,6 @@ to moto, tokens with roles, and `FakeSlack` (tests/slack_support.py) as Slack's 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,14 +13,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg.rows import dict_row
 
 from api.app import create_app
 from crew.container import Services
 from crew.settings import Settings
-from tests.conftest import example_goal, free_port
-from tests.integration._support import wait_until
+from tests.conftest import example_goal
+from tests.integration._support import serve_app, wait_until
 from tests.slack_support import (
     BOT_TOKEN,
     CHANNEL,
@@ -152,25 +150,6 @@ def terraform_applies(detail: dict[str, Any]) -> int:
 async def serve_gate(settings: Settings, fake: FakeSlack) -> AsyncIterator[Gate]:
     """uvicorn with the app (API + worker) in this event loop; always shut down."""
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-
-            async def healthz() -> int | None:
-                if task.done():
-                    pytest.fail(f"uvicorn stopped during start-up: {task.exception()!r}")
-                try:
-                    return (await client.get("/healthz")).status_code
-                except httpx.TransportError:
-                    return None
-
-            await wait_until(healthz, lambda code: code == 200, what="/healthz", limit_s=60)
-            assert settings.database_url is not None
-            yield Gate(client, app.state.services, fake, settings.database_url.get_secret_value())
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_app(app) as client:
+        assert settings.database_url is not None
+        yield Gate(client, app.state.services, fake, settings.database_url.get_secret_value())

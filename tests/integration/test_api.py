@@ -3,20 +3,18 @@ with terraform applying to moto."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from crew.settings import Settings
-from tests.conftest import example_goal, free_port
-from tests.integration._support import buckets_tagged, wait_until
+from tests.conftest import example_goal
+from tests.integration._support import buckets_tagged, serve_app, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,31 +30,9 @@ HAPPY_EVENTS = [
 ]
 
 
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """uvicorn in this event loop; yields a client once /healthz answers; always shuts down."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-
-            async def healthz() -> int | None:
-                if task.done():
-                    pytest.fail(f"uvicorn stopped during start-up: {task.exception()!r}")
-                try:
-                    return (await client.get("/healthz")).status_code
-                except httpx.TransportError:
-                    return None
-
-            await wait_until(healthz, lambda code: code == 200, what="/healthz", limit_s=60)
-            yield client
-    finally:
-        server.should_exit = True
-        await task
+def serve(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The app (API + worker) served in this event loop."""
+    return serve_app(create_app(settings))
 
 
 @pytest.fixture

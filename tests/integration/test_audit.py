@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg import sql
 
 from api.app import create_app
@@ -38,8 +37,7 @@ from memory.audit_reports import report_rows
 from memory.db import Pool, open_pool
 from memory.migrate import migrate
 from schemas.audit_query import AuditOrder, ReportName
-from tests.conftest import free_port
-from tests.integration._support import wait_until
+from tests.integration._support import serve_app, wait_until
 from tests.integration.audit_support import (
     T0,
     Row,
@@ -373,35 +371,8 @@ async def test_cost_vs_budget(pool: Pool) -> None:
 # -- GET /v1/audit ---------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def _serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, run_worker=False),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-
-            async def healthz() -> int | None:
-                if task.done():
-                    pytest.fail(f"uvicorn stopped during start-up: {task.exception()!r}")
-                try:
-                    return (await client.get("/healthz")).status_code
-                except httpx.TransportError:
-                    return None
-
-            await wait_until(healthz, lambda code: code == 200, what="/healthz", limit_s=60)
-            yield client
-    finally:
-        server.should_exit = True
-        await task
+def _serve(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serve_app(create_app(settings, run_worker=False), timeout_s=30)
 
 
 async def test_rest_endpoint(seeded_url: str, make_settings: Callable[..., Settings]) -> None:
