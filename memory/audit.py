@@ -31,10 +31,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from memory.db import Pool
+from memory.runs import audit_fields
 from schemas.audit import AuditRecord
 from schemas.audit_query import AuditFilter, AuditOrder, AuditPage
-from schemas.events import EventType
-from schemas.states import ConductorState
 
 T = TypeVar("T")
 
@@ -192,18 +191,7 @@ def rows_sql(
 
 def record_from_row(row: DictRow) -> AuditRecord:
     """An audit row as its contract (values come from our own writes: no re-validation)."""
-    return AuditRecord.model_construct(
-        run_id=row["run_id"],
-        seq=row["seq"],
-        at=row["at"],
-        actor=row["actor"],
-        event=EventType(row["event"]),
-        from_state=ConductorState(row["from_state"]) if row["from_state"] else None,
-        to_state=ConductorState(row["to_state"]),
-        artifact_type=row["artifact_type"],
-        artifact=row["artifact"],
-        note=row["note"],
-    )
+    return AuditRecord.model_construct(**audit_fields(row))
 
 
 #: Where queries run: the pool (a connection per call), or one connection (the benchmark

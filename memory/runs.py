@@ -462,19 +462,24 @@ def _past(decision: str) -> str:
     )
 
 
+def audit_fields(row: DictRow) -> dict[str, Any]:
+    """A `crew_audit` row as AuditRecord's fields (memory/audit.py builds them unvalidated)."""
+    return {
+        "run_id": row["run_id"],
+        "seq": row["seq"],
+        "at": row["at"],
+        "actor": row["actor"],
+        "event": EventType(row["event"]),
+        "from_state": ConductorState(row["from_state"]) if row["from_state"] else None,
+        "to_state": ConductorState(row["to_state"]),
+        "artifact_type": row["artifact_type"],
+        "artifact": row["artifact"],
+        "note": row["note"],
+    }
+
+
 def _audit_from_row(row: DictRow) -> AuditRecord:
-    return AuditRecord(
-        run_id=row["run_id"],
-        seq=row["seq"],
-        at=row["at"],
-        actor=row["actor"],
-        event=EventType(row["event"]),
-        from_state=ConductorState(row["from_state"]) if row["from_state"] else None,
-        to_state=ConductorState(row["to_state"]),
-        artifact_type=row["artifact_type"],
-        artifact=row["artifact"],
-        note=row["note"],
-    )
+    return AuditRecord(**audit_fields(row))
 
 
 async def _insert_audit(cur: AsyncCursor[DictRow], record: AuditRecord) -> None:
