@@ -4,12 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck fmt schemas diagrams bench clean
+.PHONY: install run test lint typecheck fmt schemas diagrams image bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The same install script as the image's build stage (Dockerfile), with the dev extras.
+$(STAMP): pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) scripts/install.sh --venv $(VENV) --extras dev --editable
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +22,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	scripts/diagrams --check
+	scripts/ensure-chromium
+	scripts/ensure-promtool --bin $(BIN)
 	$(BIN)/pytest -n 4 --dist loadfile
 
 lint: $(STAMP)
@@ -39,12 +41,18 @@ fmt: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/crew schema export
 
+## diagrams: regenerate conductor*.mmd from the graph, then render docs/diagrams/src/*.mmd to SVG
 diagrams: $(STAMP)
 	$(BIN)/crew diagram export
+	scripts/diagrams
+
+## image: the container image (needs a Docker engine; `--target offline` adds the AWS provider)
+image:
+	docker build -t infra-crew:local .
 
 ## bench: the Conductor benchmark table (see bench/README.md)
 bench: $(STAMP)
 	$(BIN)/python -m bench.conductor
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache docs/diagrams/node_modules

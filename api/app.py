@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from api.deps import current_principal
 from api.errors import install_error_handlers
 from api.routes import audit, goals, health, metrics, runs, slack
+from api.web import install_console
 from crew import __version__
 from crew.conductor import Conductor
 from crew.container import Services, open_services
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(slack.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    # The web console at / (session cookie + CSRF; the same tokens, roles and services).
+    install_console(app, settings)
     return app
 
 

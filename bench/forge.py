@@ -49,7 +49,7 @@ from schemas.plan import PlanSpec
 from tests.plans import c, plan_of
 from tools.backend import StateBackend
 from tools.stack import StackKey
-from tools.terraform import TerraformRunner, passthrough_env
+from tools.terraform import TerraformRunner, passthrough_env, plugin_cache_lines
 from tools.workspace import write_workspace
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -187,8 +187,7 @@ class CachedMirrorRunner(TerraformRunner):
         self.cli_config_path.parent.mkdir(parents=True, exist_ok=True)
         self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
         self.cli_config_path.write_text(
-            f"plugin_cache_dir = {json.dumps(str(self.plugin_cache_dir))}\n"
-            "provider_installation {\n"
+            "\n".join(plugin_cache_lines(self.plugin_cache_dir)) + "\nprovider_installation {\n"
             f"  filesystem_mirror {{\n    path = {json.dumps(str(self.mirror))}\n  }}\n"
             '  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n'
             "}\n",

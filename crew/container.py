@@ -32,6 +32,7 @@ import schemas.states
 import schemas.validation
 from crew.errors import ConfigurationError
 from crew.metrics import CrewMetrics, LlmPrices
+from crew.plan_memory import open_plan_memory
 from crew.settings import Settings
 from graph.context import ApplyLedger, CrewContext
 from graph.graph import build_graph
@@ -43,7 +44,6 @@ from memory.events import OutboxPublisher
 from memory.gate import GateStore
 from memory.locks import StackLocks
 from memory.migrate import migrate
-from memory.plans import PostgresPlanMemory
 from memory.runs import RunStore
 from memory.slack import SlackMessageStore
 from nodes.planners import Planner
@@ -327,6 +327,7 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             max_size=max(10, settings.worker_concurrency * 2 + 4),
             outbox_observer=outbox_observer,
         )
+        bus: Bus | None = None
         try:
             await migrate(pool)
             runs = RunStore(pool)
@@ -339,6 +340,7 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             worker_id = new_worker_id(role)
             bus = build_bus(settings, pool, conninfo, metrics)
             events = OutboxPublisher(pool, outbox_observer)
+            plan_memory = await open_plan_memory(settings, pool, database)
             # The one read of the process environment: what terraform's providers need
             # (AWS_* credentials and endpoints, proxies), passed through as their docs expect.
             environ: dict[str, Any] = dict(os.environ)
@@ -349,7 +351,7 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
                 worker_id=worker_id,
                 sentinel=build_sentinel(settings, environ, metrics),
                 planner=build_planner(settings),
-                plan_memory=PostgresPlanMemory(pool),
+                plan_memory=plan_memory,
                 state_backend=build_state_backend(settings),
                 stack_locks=StackLocks(conninfo),
                 events=events,
@@ -373,7 +375,8 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             )
         finally:
             try:
-                await bus.close()
+                if bus is not None:  # a failed migration or bad bus URL leaves none to close
+                    await bus.close()
             finally:
                 await pool.close()
     finally:

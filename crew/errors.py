@@ -40,6 +40,12 @@ class LlmTimeoutError(LlmError, ToolTimeoutError):
     """The LLM endpoint did not answer within CREW_LLM_TIMEOUT_S."""
 
 
+class EmbeddingError(ToolError):
+    """The embedding model could not be run or its endpoint failed (HTTP error, timeout,
+    unreachable). Vector memory is context, not a requirement: Atlas designs without recalled
+    plans when this happens during a design (nodes/atlas.py); `crew memory` exits 1."""
+
+
 class SlackError(ToolError):
     """Slack's Web API (or a response_url) refused or did not answer; `retryable` says whether
     trying again later can help (rate limit, server error, network) or not (bad token, unknown

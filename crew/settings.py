@@ -149,6 +149,51 @@ class Settings(BaseSettings):
         description="Mermaid CLI (mmdc) that renders plan diagrams to SVG (default: PATH).",
     )
 
+    # -- Memory: what Atlas recalls (past plans, runbooks) and how it finds them ------------
+    memory: Literal["auto", "vector", "audit", "off"] = Field(
+        default="auto",
+        description="How the LLM planner recalls past plans: `vector` (by meaning, with "
+        "pgvector; runbooks too), `audit` (same cloud, region and workload kind from the "
+        "audit log, newest first), `off`, or `auto` (vector when the database has pgvector, "
+        "else audit with a warning).",
+    )
+    embedder: Literal["minilm", "openai"] = Field(
+        default="minilm",
+        description="Who embeds texts for vector memory: `minilm` (all-MiniLM-L6-v2, "
+        "bundled, offline, CPU) or `openai` (an OpenAI-compatible /v1/embeddings endpoint, "
+        "CREW_EMBEDDINGS_MODEL). Switching starts a new index; the old vectors are kept "
+        "apart, never mixed.",
+    )
+    embeddings_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Embedding model for CREW_EMBEDDER=openai (e.g. text-embedding-3-small, "
+        "or an Ollama/vLLM model such as nomic-embed-text).",
+    )
+    embeddings_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="OpenAI-compatible embeddings endpoint (vLLM, Ollama, LM Studio, TEI); "
+        "unset: OpenAI. Timeout and retries are CREW_LLM_TIMEOUT_S / CREW_LLM_MAX_RETRIES.",
+    )
+    embeddings_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the embeddings endpoint; unset: CREW_OPENAI_API_KEY "
+        "(OPENAI_API_KEY).",
+    )
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="Folder of Markdown runbooks (searched recursively), chunked by headings "
+        "and recalled for the LLM planner with past plans (vector memory only).",
+    )
+    memory_index_interval_s: float = Field(
+        default=300,
+        gt=0,
+        description="How often workers index finished runs not yet in vector memory and "
+        "re-read CREW_RUNBOOKS_DIR (a run is also indexed as soon as it ends).",
+    )
+
     # -- Sentinel, the validator (static analysis, org policy, cost) ----------------------
     policy_file: Path | None = Field(
         default=None,
@@ -277,6 +322,21 @@ class Settings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Where humans reach this service (links in Slack messages); unset: "
         "http://CREW_HOST:CREW_PORT.",
+    )
+
+    # -- Web console (api/web) --------------------------------------------------------------
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs the web console's session cookies (32+ characters, e.g. "
+        "`openssl rand -hex 32`). Unset: a random key per process, so sessions end when the "
+        "process restarts; several API processes behind one address must share one key.",
+    )
+    session_ttl_s: float = Field(
+        default=12 * 3600,
+        gt=0,
+        le=30 * 86400,
+        description="A web console session ends this long after its login.",
     )
 
     # -- Event bus, run queue, heartbeats and metrics (scale-out) ---------------------------
@@ -444,6 +504,23 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `CREW_MERMAID_CLI=` switches SVG rendering off instead of meaning the current dir.
         return None if value == "" else value
+
+    @field_validator(
+        "embeddings_model",
+        "embeddings_base_url",
+        "embeddings_api_key",
+        "runbooks_dir",
+        mode="before",
+    )
+    @classmethod
+    def _empty_memory_setting_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _openai_embedder_needs_a_model(self) -> Settings:
+        if self.embedder == "openai" and self.embeddings_model is None:
+            raise ValueError("CREW_EMBEDDER=openai needs CREW_EMBEDDINGS_MODEL (the model to ask)")
+        return self
 
     @model_validator(mode="after")
     def _llm_needs_a_model(self) -> Settings:

@@ -31,6 +31,7 @@ from crew.gate.timers import gate_loop
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import RunRecord
+from memory.vector_memory import VectorPlanMemory
 from schemas.events import EventType
 from schemas.states import ConductorState
 from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
@@ -144,6 +145,21 @@ class Worker:
             )
             return
         await self.services.runs.release(run.run_id, self.worker_id)
+        if state.is_terminal:
+            await self._remember(run.run_id)
+
+    async def _remember(self, run_id: str) -> None:
+        """Index a run that just ended in the vector memory (when that memory is on). A
+        failure is logged, never the run's: the periodic pass indexes what is missing."""
+        memory = self.services.context.plan_memory
+        if not isinstance(memory, VectorPlanMemory):
+            return
+        try:
+            await memory.index_finished_runs(run_id=run_id)
+        except Exception as exc:
+            logger.warning(
+                "run %s not indexed in memory yet: %s", run_id, exc, extra={"run_id": run_id}
+            )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -158,6 +174,9 @@ class Worker:
         # The gate's jobs (approval expiry, rollback SLA) and the Slack notifier run beside the
         # runs, never inside them: a slow Slack cannot hold up a run.
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
+        memory = self.services.context.plan_memory
+        if isinstance(memory, VectorPlanMemory):
+            helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))
         notifier = build_notifier(self.services)
         if notifier is not None:
             helpers.append(asyncio.create_task(notifier.run(stop)))
@@ -276,6 +295,28 @@ class Worker:
                 logger.warning("checkpoint retention failed; will retry", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.retention_interval_s)
+
+    async def _memory_loop(self, memory: VectorPlanMemory, stop: asyncio.Event) -> None:
+        """Index finished runs the end-of-run hook missed (a crash, a new embedder's
+        back-fill) and bring the runbooks up to date; at start, then every interval."""
+        while not stop.is_set():
+            try:
+                runs = await memory.index_finished_runs()
+                report = await memory.index_runbooks()
+                if runs or report.chunks or report.removed:
+                    logger.info(
+                        "memory indexed: %d run(s); runbooks %d added, %d updated, %d removed",
+                        runs,
+                        report.added,
+                        report.updated,
+                        report.removed,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("memory indexing failed (%s); will retry", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.memory_index_interval_s)
 
 
 async def prune_checkpoints(services: Services) -> int:

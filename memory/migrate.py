@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -48,39 +49,54 @@ def load_migrations() -> list[Migration]:
 
 async def migrate(pool: Pool) -> list[str]:
     """Apply pending migrations; returns the names applied this time."""
-    applied: list[str] = []
     async with pool.connection() as conn:
         await _take_migration_lock(conn)
         try:
-            await conn.execute(
-                """
-                CREATE TABLE IF NOT EXISTS crew_schema_migrations (
-                    version integer PRIMARY KEY,
-                    name text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """
-            )
-            rows = await (
-                await conn.execute("SELECT version FROM crew_schema_migrations")
-            ).fetchall()
-            done = {row["version"] for row in rows}
-            for migration in load_migrations():
-                if migration.version in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(migration.sql.encode(), prepare=False)
-                    await conn.execute(
-                        "INSERT INTO crew_schema_migrations (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
-                logger.info("applied migration %s", migration.name)
-                applied.append(migration.name)
+            applied = await _apply(conn, load_migrations())
             # LangGraph's own tables; its setup() is idempotent and uses CREATE INDEX
             # CONCURRENTLY, so it runs outside a transaction on this autocommit connection.
             await AsyncPostgresSaver(conn).setup()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied
+
+
+async def apply_migrations(pool: Pool, migrations: Sequence[Migration]) -> list[str]:
+    """Apply those of `migrations` not yet recorded, under the same lock and bookkeeping as
+    `migrate`: for a schema that only some servers can have (the pgvector memory,
+    memory/vectors/schema.py), applied at start-up once the server can."""
+    async with pool.connection() as conn:
+        await _take_migration_lock(conn)
+        try:
+            return await _apply(conn, migrations)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+async def _apply(conn: AsyncConnection[DictRow], migrations: Sequence[Migration]) -> list[str]:
+    applied: list[str] = []
+    await conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS crew_schema_migrations (
+            version integer PRIMARY KEY,
+            name text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    rows = await (await conn.execute("SELECT version FROM crew_schema_migrations")).fetchall()
+    done = {row["version"] for row in rows}
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        async with conn.transaction():
+            await conn.execute(migration.sql.encode(), prepare=False)
+            await conn.execute(
+                "INSERT INTO crew_schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+        logger.info("applied migration %s", migration.name)
+        applied.append(migration.name)
     return applied
 
 

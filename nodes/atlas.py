@@ -7,6 +7,11 @@ it (catalog/design.py: full parameters, forecast, tags, diagram, risks) and vali
 tries again, at most twice more; then, or when the goal contradicts itself, the node emits a
 DesignBlocked with one reason per clash and a concrete suggestion.
 
+Memory: a planner that uses it (the LLM planner) is first given past plans of similar goals
+with how their runs ended, then runbook sections (`CrewContext.plan_memory`: the pgvector
+memory, or the audit log without pgvector); their ids go into provenance.retrieved. An
+embeddings endpoint that fails costs the design that context, not the run.
+
 How an LLM *failure* surfaces (HTTP 5xx, timeout, unreachable endpoint, bad key): the node
 lets the LlmError / ConfigurationError propagate. The worker records it on the run
 (`crew show` prints it), backs off exponentially (capped at 5 minutes) and runs the design
@@ -38,10 +43,10 @@ from catalog.validate import (
     validate_components,
     validate_plan,
 )
-from crew.errors import ToolError, ToolNotFoundError
+from crew.errors import EmbeddingError, ToolError, ToolNotFoundError
 from graph.context import CrewContext
 from graph.state import RunState, transition
-from memory.plans import NoPlanMemory, PlanMemory
+from memory.plans import GoalMemory, NoPlanMemory, PlanMemory, Recalled, RunbookMemory
 from nodes.planners import Attempt, Planner, Proposal
 from nodes.planners.catalog import propose_from_catalog
 from schemas.events import EventType
@@ -87,11 +92,7 @@ async def design_goal(
     if problems:
         # No design can fix a goal that contradicts itself: do not spend tokens on it.
         return _blocked(goal_id, [*problems, *_budget_estimate(goal)], attempts=1)
-    past = (
-        await (memory or NoPlanMemory()).recall(goal, exclude_run=run_id)
-        if planner.uses_memory
-        else []
-    )
+    past = await _recall(goal, memory or NoPlanMemory(), run_id) if planner.uses_memory else []
     rejected: list[Attempt] = []
     prompt_tokens = completion_tokens = 0
     for number in range(1, planner.max_attempts + 1):
@@ -120,6 +121,26 @@ async def design_goal(
     if planner.name != "catalog":
         problems = [_with_catalog_alternative(goal, p, goal_id) for p in problems]
     return _blocked(goal_id, problems, attempts=planner.max_attempts)
+
+
+async def _recall(goal: GoalStatement, memory: PlanMemory, run_id: str | None) -> list[Recalled]:
+    """Past plans, then runbook snippets when the memory holds runbooks.
+
+    An embeddings endpoint that fails costs the design its context, not the run: memory is
+    an aid to the planner, and the design is validated the same way without it.
+    """
+    try:
+        recalled: list[Recalled] = [*await memory.recall(goal, exclude_run=run_id)]
+        if isinstance(memory, GoalMemory):
+            recalled += await memory.recall_goals(goal, exclude_run=run_id)
+        if isinstance(memory, RunbookMemory):
+            recalled += await memory.recall_runbooks(goal)
+    except EmbeddingError as exc:
+        logger.warning(
+            "designing without memory: %s", exc, extra={"run_id": run_id, "node": "design"}
+        )
+        return []
+    return recalled
 
 
 def _evaluate(

@@ -1,15 +1,25 @@
-"""A scripted OpenAI-compatible chat.completions server on 127.0.0.1, for the LLM planner tests.
+"""A scripted OpenAI-compatible server on 127.0.0.1, for the LLM planner and embedder tests.
 
-It speaks the real wire format (POST /v1/chat/completions; a `tool_calls` message with JSON
-arguments, or plain content; `usage` token counts; HTTP errors with OpenAI's error body), so
-langchain-openai and the openai client run unmodified against it. Each request takes the next
-scripted reply; every request body is recorded for assertions. Standard library only.
+It speaks the real wire format, so langchain-openai and the openai client run unmodified
+against it:
+- POST /v1/chat/completions: a `tool_calls` message with JSON arguments, or plain content;
+  `usage` token counts; HTTP errors with OpenAI's error body. Each request takes the next
+  scripted reply.
+- POST /v1/embeddings: `{"object": "list", "data": [{"object": "embedding", "index": i,
+  "embedding": [...]}], "model", "usage"}`, answered in reverse index order (clients must
+  sort by `index`). Vectors are a hashed bag of words (`embedding_dims` long, unit length):
+  texts sharing words are close, so retrieval behaves sensibly. `embedding_errors` are
+  answered first, one per request.
+Every request body is recorded for assertions. Standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +68,9 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     base_url: str = ""
+    embedding_dims: int = 16
+    embedding_errors: list[HttpError] = field(default_factory=list)
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)
     _released: threading.Event = field(default_factory=threading.Event)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -68,6 +81,31 @@ class FakeOpenAI:
         """All user-message text of the `request`-th request (0-based)."""
         messages = self.requests[request]["messages"]
         return "\n".join(str(m.get("content", "")) for m in messages if m["role"] == "user")
+
+
+def fake_embedding(text: str, dims: int) -> list[float]:
+    """A hashed bag of words, unit length: deterministic, and similar texts are close."""
+    vector = [0.0] * dims
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % dims] += 1.0 if digest[1] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def _embeddings(server: FakeOpenAI, body: dict[str, Any]) -> dict[str, Any]:
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [
+        {"object": "embedding", "index": i, "embedding": fake_embedding(t, server.embedding_dims)}
+        for i, t in enumerate(texts)
+    ]
+    tokens = sum(len(str(t).split()) for t in texts)
+    return {
+        "object": "list",
+        "data": data[::-1],
+        "model": body.get("model", "fake"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text) -> dict[str, Any]:
@@ -113,6 +151,16 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.rstrip("/") == "/v1/embeddings":
+                server.embedding_requests.append(body)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if server.embedding_errors:
+                    failure = server.embedding_errors.pop(0)
+                    error = {"message": failure.message, "type": "server_error", "code": None}
+                    self._send(failure.status, {"error": error})
+                    return
+                self._send(200, _embeddings(server, body))
+                return
             if self.path.rstrip("/") != "/v1/chat/completions":
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "x"}})
                 return

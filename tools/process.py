@@ -3,6 +3,15 @@
 argv lists only (never a shell string), an explicit timeout, an explicit environment, the child
 in its own process group so a timeout or a cancellation kills everything it started (terraform
 starts provider plugins), and output streamed line by line to a callback for progress.
+
+With `output_file`, the child writes to a file instead of a pipe and the file is tailed. That
+is for commands that must outlive this process: terraform apply writes to stdout as it goes,
+and a pipe whose reader was killed (kill -9 of crew) makes its next write die of SIGPIPE,
+half-way through creating resources that then never reach the state. A file has no reader to
+lose, so an orphaned apply finishes and records what it made; the resumed run waits for its
+state lock (tools/terraform.py uses -lock-timeout) and then sees everything. Commands that do
+not take that lock (`terraform state pull`) must wait for the orphan themselves: `on_spawn`
+lets the caller record the child's pid, and `running_in` tells whether it still runs.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from crew.errors import ToolNotFoundError, ToolTimeoutError
 
@@ -29,6 +39,8 @@ KILL_GRACE_S = 5.0
 MAX_LINE_BYTES = 64 * 1024 * 1024
 #: Raw output kept for display is truncated to this many characters.
 MAX_KEPT_OUTPUT = 200_000
+#: How often a file-backed child's output is read while it runs.
+TAIL_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ async def run_process(
     env: Mapping[str, str],
     timeout_s: float,
     on_stdout_line: LineCallback | None = None,
+    output_file: Path | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion and return its exit code and output.
 
@@ -55,14 +69,62 @@ async def run_process(
     kills the process group too.
     """
     started = time.monotonic()
+    stdout_lines: list[str] = []
+    stderr_lines: list[str] = []
+    with contextlib.ExitStack() as files:
+        if output_file is None:
+            out: int | IO[bytes] = asyncio.subprocess.PIPE
+            err: int | IO[bytes] = asyncio.subprocess.PIPE
+        else:
+            out = files.enter_context(output_file.open("wb"))
+            err = files.enter_context(output_file.with_suffix(".stderr").open("wb"))
+        proc = await _spawn(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        if on_spawn is not None:
+            try:
+                on_spawn(proc.pid)
+            except BaseException:
+                await _kill_group(proc)
+                raise
+        if output_file is None:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            pumps = asyncio.gather(
+                _pump(proc.stdout, stdout_lines, on_stdout_line),
+                _pump(proc.stderr, stderr_lines, None),
+            )
+        else:
+            files.close()  # the child holds its own copies of the descriptors
+            pumps = asyncio.gather(
+                _tail(output_file, proc, stdout_lines, on_stdout_line),
+                _tail(output_file.with_suffix(".stderr"), proc, stderr_lines, None),
+            )
+        returncode = await _wait(proc, pumps, argv, timeout_s)
+
+    return ProcessResult(
+        argv=tuple(argv),
+        returncode=returncode,
+        stdout="\n".join(stdout_lines)[-MAX_KEPT_OUTPUT:],
+        stderr="\n".join(stderr_lines)[-MAX_KEPT_OUTPUT:],
+        duration_s=time.monotonic() - started,
+    )
+
+
+async def _spawn(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    stdout: int | IO[bytes],
+    stderr: int | IO[bytes],
+) -> asyncio.subprocess.Process:
     try:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
             # terraform's JSON UI prints whole plans and schemas on one line.
             limit=MAX_LINE_BYTES,
@@ -72,29 +134,53 @@ async def run_process(
     except PermissionError as exc:
         raise ToolNotFoundError(f"program is not executable: {argv[0]}") from exc
 
-    stdout_lines: list[str] = []
-    stderr_lines: list[str] = []
 
-    async def pump(stream: asyncio.StreamReader, sink: list[str], cb: LineCallback | None) -> None:
+def _emit(raw: bytes, sink: list[str], cb: LineCallback | None) -> None:
+    line = raw.decode("utf-8", errors="replace").rstrip("\n")
+    sink.append(line)
+    if cb is not None:
+        cb(line)
+
+
+async def _pump(stream: asyncio.StreamReader, sink: list[str], cb: LineCallback | None) -> None:
+    while raw := await stream.readline():
+        _emit(raw, sink, cb)
+
+
+async def _tail(
+    path: Path, proc: asyncio.subprocess.Process, sink: list[str], cb: LineCallback | None
+) -> None:
+    """Follow `path` line by line until the process has exited and the file is read out."""
+    pending = b""
+    with path.open("rb") as handle:
         while True:
-            raw = await stream.readline()
-            if not raw:
+            exited = proc.returncode is not None
+            chunk = handle.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    _emit(raw, sink, cb)
+            elif exited:
+                if pending:
+                    _emit(pending, sink, cb)
                 return
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            sink.append(line)
-            if cb is not None:
-                cb(line)
+            else:
+                await asyncio.sleep(TAIL_INTERVAL_S)
 
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    pumps = asyncio.gather(
-        pump(proc.stdout, stdout_lines, on_stdout_line),
-        pump(proc.stderr, stderr_lines, None),
-    )
+
+async def _wait(
+    proc: asyncio.subprocess.Process,
+    pumps: asyncio.Future[tuple[None, None]],
+    argv: Sequence[str],
+    timeout_s: float,
+) -> int:
+    """The exit code once the output is read; kills the group on timeout or cancellation."""
     try:
         async with asyncio.timeout(timeout_s):
-            await pumps
             returncode = await proc.wait()
+            await pumps
+            return returncode
     except TimeoutError as exc:
         await _kill_group(proc)
         raise ToolTimeoutError(
@@ -110,14 +196,6 @@ async def run_process(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pumps
 
-    return ProcessResult(
-        argv=tuple(argv),
-        returncode=returncode,
-        stdout="\n".join(stdout_lines)[-MAX_KEPT_OUTPUT:],
-        stderr="\n".join(stderr_lines)[-MAX_KEPT_OUTPUT:],
-        duration_s=time.monotonic() - started,
-    )
-
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM the whole process group, then SIGKILL what is left after a grace period."""
@@ -131,3 +209,16 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+
+def running_in(pid: int, cwd: Path) -> bool:
+    """Whether process `pid` runs with working directory `cwd` (Linux /proc).
+
+    The directory check guards against a recycled pid, and it is False for a zombie (its cwd
+    link is gone), which matters for an orphan re-parented to an init that does not reap. Where
+    there is no /proc the answer is False: the caller then proceeds as before.
+    """
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == cwd.resolve()
+    except OSError:
+        return False

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from crew.errors import ToolError, ToolNotFoundError
+from crew.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from schemas.build import Diagnostic, DiagnosticSeverity
 from tools.guard import check_workspace
-from tools.process import ProcessResult, run_process
+from tools.process import ProcessResult, run_process, running_in
 from tools.terraform_output import (
     ApplyOutcome,
     PlanOutcome,
@@ -55,11 +55,30 @@ Progress = Callable[[str], None]
 
 #: Per-step logs (one file per terraform command) live here inside the workspace.
 LOG_DIR = "logs"
+#: ... where a running step also leaves `<step>.pid` (see `wait_for_orphans`).
+PID_SUFFIX = ".pid"
+#: How often `wait_for_orphans` looks again.
+ORPHAN_POLL_S = 0.2
 
 #: Variables passed through to terraform: providers read credentials, endpoints and proxies
 #: from these, as their ecosystems document.
 PASSTHROUGH_PREFIXES = ("AWS_", "TF_VAR_", "TF_LOG")
 PASSTHROUGH_NAMES = ("PATH", "HOME", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE")
+
+
+def plugin_cache_lines(cache_dir: Path) -> list[str]:
+    """CLI configuration for one provider cache shared by every workspace.
+
+    Forge's workspaces start without a dependency lock file, and without one terraform >= 1.4
+    ignores the cache and downloads the provider again (hundreds of MB for hashicorp/aws) into
+    each workspace. `plugin_cache_may_break_dependency_lock_file` lets it link the cached
+    package instead; the cost its name warns of (the lock file records only this platform's
+    checksum) does not apply to a workspace that lives for one plan and apply on this machine.
+    """
+    return [
+        f"plugin_cache_dir = {json.dumps(str(cache_dir))}",
+        "plugin_cache_may_break_dependency_lock_file = true",
+    ]
 
 
 def passthrough_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -126,7 +145,7 @@ class TerraformRunner:
         lines: list[str] = []
         if self.plugin_dir is None:
             self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
-            lines.append(f"plugin_cache_dir = {json.dumps(str(self.plugin_cache_dir))}")
+            lines += plugin_cache_lines(self.plugin_cache_dir)
         else:
             # Terraform links each workspace straight to an unpacked mirror. A plugin cache in
             # between adds nothing and races: every `init` re-creates the cache's link to the
@@ -174,6 +193,7 @@ class TerraformRunner:
         self._ensure_cli_config()
         if step is not None:
             check_workspace(cwd)
+        pid_file = None if step is None else cwd / LOG_DIR / f"{step}{PID_SUFFIX}"
 
         with _step_log(cwd, step) as log:
 
@@ -193,9 +213,16 @@ class TerraformRunner:
                     env=self._env(),
                     timeout_s=timeout_s,
                     on_stdout_line=on_line,
+                    # Workspace steps write to a file, not a pipe: an apply orphaned by a
+                    # crash of this process must finish and record what it created.
+                    output_file=None if step is None else cwd / LOG_DIR / f"{step}.stdout",
+                    # ... and leave its pid behind, for `wait_for_orphans`.
+                    on_spawn=None if pid_file is None else _pid_writer(pid_file),
                 )
                 ok = result.returncode == 0
             finally:
+                if pid_file is not None:
+                    pid_file.unlink(missing_ok=True)
                 if self.observer is not None:
                     self.observer(step or args[0], time.monotonic() - started, ok)
             if log is not None:
@@ -203,6 +230,46 @@ class TerraformRunner:
                 if result.stderr:
                     log.write(result.stderr[-4000:] + "\n")
             return result
+
+    def _lock_timeout(self) -> str:
+        """Wait for the state lock rather than fail: after a crash, the apply this process
+        started may still be running (tools/process.py) and holds the lock until it has
+        recorded everything it created; the rollback must destroy after it, not beside it."""
+        return f"-lock-timeout={int(self.apply_timeout_s)}s"
+
+    async def wait_for_orphans(self, workdir: Path, progress: Progress | None = None) -> None:
+        """Wait until no terraform started in `workdir` by an earlier, crashed process still runs.
+
+        A kill -9 of crew leaves its terraform apply running (see `_run`), and commands that
+        read the state without its lock (`state pull`) would see it half-written: a rollback
+        would then miss what the apply creates after the look. Each workspace step leaves a pid
+        file while it runs; a live one here belongs to an orphan. Raises ToolTimeoutError after
+        the apply timeout, since the orphan is then no ordinary apply.
+        """
+        directory = workdir / LOG_DIR
+        if not directory.is_dir():
+            return
+        deadline = time.monotonic() + self.apply_timeout_s
+        for pid_file in sorted(directory.glob(f"*{PID_SUFFIX}")):
+            try:
+                pid = int(pid_file.read_text(encoding="utf-8").strip())
+            except (OSError, ValueError):
+                pid_file.unlink(missing_ok=True)
+                continue
+            step = pid_file.name.removesuffix(PID_SUFFIX)
+            if running_in(pid, workdir):
+                message = f"waiting for terraform {step} (pid {pid}) left by a stopped worker"
+                logger.warning("%s in %s", message, workdir)
+                if progress is not None:
+                    progress(message)
+            while running_in(pid, workdir):
+                if time.monotonic() > deadline:
+                    raise ToolTimeoutError(
+                        f"terraform {step} (pid {pid}) left by a stopped worker still runs in "
+                        f"{workdir} after {self.apply_timeout_s:.0f}s; stop it, then retry"
+                    )
+                await asyncio.sleep(ORPHAN_POLL_S)
+            pid_file.unlink(missing_ok=True)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -328,7 +395,15 @@ class TerraformRunner:
     ) -> ApplyOutcome:
         """Apply exactly the saved plan file (terraform refuses it if the state moved on)."""
         result = await self._run(
-            ["apply", "-json", "-input=false", "-no-color", "-auto-approve", planfile],
+            [
+                "apply",
+                "-json",
+                "-input=false",
+                "-no-color",
+                "-auto-approve",
+                self._lock_timeout(),
+                planfile,
+            ],
             workdir,
             self.apply_timeout_s,
             progress,
@@ -352,6 +427,7 @@ class TerraformRunner:
                 "-input=false",
                 "-no-color",
                 "-auto-approve",
+                self._lock_timeout(),
                 *(f"-target={t}" for t in targets),
             ],
             workdir,
@@ -390,6 +466,13 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
+
+
+def _pid_writer(pid_file: Path) -> Callable[[int], None]:
+    def write(pid: int) -> None:
+        pid_file.write_text(f"{pid}\n", encoding="utf-8")
+
+    return write
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from crew.cli.audit import AUDIT_HELP, audit_command
 from crew.cli.forge import build_command
+from crew.cli.memory import memory_app
 from crew.cli.render import err, out, print_json, print_run, runs_table
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
@@ -56,6 +57,7 @@ diagram_app = typer.Typer(help="Generated Mermaid diagrams.", no_args_is_help=Tr
 app.add_typer(schema_app, name="schema")
 app.add_typer(diagram_app, name="diagram")
 app.add_typer(token_app, name="token")
+app.add_typer(memory_app, name="memory")
 
 T = TypeVar("T")
 

@@ -38,7 +38,9 @@ def backoff_s(attempts: int, *, retryable: bool) -> float:
 
 
 def run_url(services: Services, run_id: str) -> str:
-    return f"{services.settings.base_url}/v1/runs/{run_id}"
+    """The run's page in the web console: the approver sees the diagram, plan and findings
+    there (the same tokens log in; the JSON stays at /v1/runs/{id})."""
+    return f"{services.settings.base_url}/runs/{run_id}"
 
 
 class SlackNotifier:

@@ -68,6 +68,8 @@ async def restore_previous_state(
     pre = load_snapshot(workspace, PRE_APPLY_SNAPSHOT)
     if pre is None:
         return Restore(restored="nothing to undo: the apply never started")
+    # An apply orphaned by a crash may still be creating resources; read the state after it.
+    await terraform.wait_for_orphans(workspace, progress)
     post = await terraform.state_pull(workspace)
     save_snapshot(workspace, POST_FAILURE_SNAPSHOT, post)
     before, now = managed_addresses(pre), managed_addresses(post)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from catalog.design import DesignProposal
 from catalog.problems import Problem
-from memory.plans import PastPlan
+from memory.plans import Recalled
 from schemas.goal import GoalStatement
 
 
@@ -56,12 +56,15 @@ class Planner(Protocol):
 
     @property
     def uses_memory(self) -> bool:
-        """Whether past plans are worth retrieving for it."""
+        """Whether past plans and runbooks are worth retrieving for it."""
         ...
 
     async def propose(
-        self, goal: GoalStatement, past: Sequence[PastPlan], rejected: Sequence[Attempt]
-    ) -> Proposal: ...
+        self, goal: GoalStatement, past: Sequence[Recalled], rejected: Sequence[Attempt]
+    ) -> Proposal:
+        """A design for `goal`; `past` holds the recalled plans and runbook snippets, most
+        relevant first (empty unless `uses_memory`)."""
+        ...
 
 
 __all__ = ["Attempt", "Planner", "Proposal"]

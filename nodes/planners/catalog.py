@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from catalog.planner import design_for
-from memory.plans import PastPlan
+from memory.plans import Recalled
 from nodes.planners import Attempt, Proposal
 from schemas.goal import GoalStatement
 
@@ -23,7 +23,7 @@ class CatalogPlanner:
     uses_memory = False
 
     async def propose(
-        self, goal: GoalStatement, past: Sequence[PastPlan], rejected: Sequence[Attempt]
+        self, goal: GoalStatement, past: Sequence[Recalled], rejected: Sequence[Attempt]
     ) -> Proposal:
         return propose_from_catalog(goal)
 

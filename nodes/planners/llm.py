@@ -1,8 +1,9 @@
 """The LLM planner behind the Planner interface: structured output through tools/llm.py.
 
-The first request carries the rules, the catalog for the goal's region, the goal as data
-and the retrieved past plans (nodes/prompts.py); each retry adds the rejected answer and
-the problems validation found in it, so the model corrects instead of starting over.
+The first request carries the rules, the catalog for the goal's region, the goal as data,
+the retrieved past plans and runbook snippets (nodes/prompts.py); each retry adds the
+rejected answer and the problems validation found in it, so the model corrects instead of
+starting over.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from catalog.design import DesignProposal
-from memory.plans import PastPlan
+from memory.plans import Recalled
 from nodes.planners import Attempt, Proposal
 from nodes.prompts import design_prompt, feedback_prompt
 from schemas.goal import GoalStatement
@@ -33,7 +34,7 @@ class LlmPlanner:
         return self._client.model
 
     async def propose(
-        self, goal: GoalStatement, past: Sequence[PastPlan], rejected: Sequence[Attempt]
+        self, goal: GoalStatement, past: Sequence[Recalled], rejected: Sequence[Attempt]
     ) -> Proposal:
         prompt = design_prompt(goal, past)
         prompt += [feedback_prompt(a.number, a.problems, a.answer) for a in rejected]

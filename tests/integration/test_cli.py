@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from tests.integration._support import (
     pid_alive,
     postmaster_pid,
 )
+from tests.unit.support import venv_tool
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +32,7 @@ BLOCKED_GOAL = EXAMPLES / "goal-blocked.json"
 
 def script(name: str) -> str:
     """The console script installed next to this interpreter (the project's virtualenv)."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"console script {name!r} is not installed")
-    return found
+    return venv_tool(name, "a console script of this project: make install")
 
 
 @pytest.fixture(scope="module")

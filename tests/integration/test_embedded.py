@@ -87,3 +87,21 @@ async def test_embedded_postgres_18_with_pgvector_keeps_data(embedded_settings: 
             assert still is not None
 
     assert not pid_alive(reopened_pid), f"embedded postmaster {reopened_pid} still running"
+
+
+async def test_two_users_in_one_process_share_the_server(embedded_settings: Settings) -> None:
+    """The first of two users in one process to let go leaves the server to the other; the
+    last one stops it."""
+    settings = embedded_settings
+    async with open_services(settings, role="first") as first:
+        pid = postmaster_pid(settings.pgdata_dir)
+        assert pid is not None
+        async with open_services(settings, role="second") as second:
+            assert postmaster_pid(settings.pgdata_dir) == pid
+        assert pid_alive(pid), "the second user's exit stopped the first user's server"
+        async with first.pool.connection() as conn:
+            row = await (await conn.execute("SELECT 1 AS one")).fetchone()
+        assert row is not None
+        assert row["one"] == 1
+        assert second is not first
+    assert not pid_alive(pid), f"embedded postmaster {pid} still running after the last user"

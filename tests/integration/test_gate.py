@@ -101,7 +101,7 @@ async def test_slack_gate_end_to_end(
     assert posted.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
     assert posted.body["channel"] == CHANNEL
     blocks = json.dumps(posted.body["blocks"])
-    assert f"<{PUBLIC_URL}/v1/runs/{run_id}|{run_id}>" in blocks
+    assert f"<{PUBLIC_URL}/runs/{run_id}|{run_id}>" in blocks
     assert "s3_bucket" in blocks
     assert "Forecast vs budget" in blocks
     assert "Top findings" in blocks

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from schemas.goal import GoalStatement
 
@@ -39,3 +43,13 @@ def recorded_typo_line() -> int:
     (tests/record_terraform_fixtures.py puts it right after the resource's first line)."""
     lines = (FIXTURES / "golden" / "object-storage" / "main.tf").read_text().splitlines()
     return lines.index('resource "aws_s3_bucket" "objects" {') + 2
+
+
+def venv_tool(name: str, install_hint: str) -> str:
+    """`name` installed beside this Python (the dev extras, or `make test`'s set-up scripts,
+    put it there), else on PATH; the test skips naming it and how to get it when absent."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed ({install_hint})")
+    return found

@@ -184,7 +184,8 @@ def test_graph_edges_follow_the_flow() -> None:
 
 def test_committed_diagrams_match_the_graph() -> None:
     rendered = render_diagrams()
-    committed = {p.name: p.read_text(encoding="utf-8") for p in DIAGRAM_DIR.glob("*.mmd")}
+    # conductor*.mmd are generated; flow.mmd and topology.mmd beside them are drawn by hand
+    committed = {p.name: p.read_text(encoding="utf-8") for p in DIAGRAM_DIR.glob("conductor*.mmd")}
     assert sorted(committed) == sorted(rendered), f"diagram files differ: {REGENERATE}"
     for name, text in rendered.items():
         assert committed[name] == text, f"docs/diagrams/src/{name} is stale: {REGENERATE}"

@@ -20,6 +20,7 @@ from crew.errors import ToolNotFoundError, ToolTimeoutError
 from tools.process import run_process
 
 SH = "/bin/sh"
+REPO = Path(__file__).resolve().parents[2]
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 #: A child that starts a grandchild, prints the grandchild's pid, and waits for it.
 SPAWNS_GRANDCHILD = 'sleep 60 & echo "$!"; echo started; wait'
@@ -211,3 +212,97 @@ async def test_program_that_is_not_executable(tmp_path: Path) -> None:
     script.chmod(0o644)
     with pytest.raises(ToolNotFoundError, match="not executable"):
         await run_process([str(script)], cwd=tmp_path, env=ENV, timeout_s=30)
+
+
+async def test_file_backed_output_is_tailed_line_by_line(tmp_path: Path) -> None:
+    seen: list[str] = []
+    output = tmp_path / "logs" / "apply.stdout"
+    output.parent.mkdir()
+    result = await run_process(
+        [SH, "-c", "echo one; sleep 0.2; echo two; echo oops >&2; printf last; exit 3"],
+        cwd=tmp_path,
+        env=ENV,
+        timeout_s=30,
+        on_stdout_line=seen.append,
+        output_file=output,
+    )
+    assert result.returncode == 3
+    assert seen == ["one", "two", "last"]
+    assert result.stdout == "one\ntwo\nlast"
+    assert result.stderr == "oops"
+    # The raw output stays beside the step log for a human.
+    assert output.read_text() == "one\ntwo\nlast"
+    assert output.with_suffix(".stderr").read_text() == "oops\n"
+
+
+async def test_file_backed_timeout_still_kills_the_group(tmp_path: Path, reaper: list[int]) -> None:
+    def on_line(line: str) -> None:
+        if line.isdigit():
+            reaper.append(int(line))
+
+    with pytest.raises(ToolTimeoutError):
+        await run_process(
+            [SH, "-c", "echo $$; " + SPAWNS_GRANDCHILD],
+            cwd=tmp_path,
+            env=ENV,
+            timeout_s=1,
+            on_stdout_line=on_line,
+            output_file=tmp_path / "out",
+        )
+    child, grandchild = reaper
+    assert await wait_until_gone(child)
+    assert await wait_until_gone(grandchild)
+
+
+#: A parent that runs a chatty child through run_process and prints the child's pid; the test
+#: kill -9s the parent (crew crashing mid-apply) and watches whether the child finishes.
+_PARENT = """
+import asyncio, os, sys
+from pathlib import Path
+from tools.process import run_process
+out = None if sys.argv[1] == "pipe" else Path(sys.argv[2]) / "child.stdout"
+def on_line(line):
+    print(line, flush=True)
+asyncio.run(run_process(
+    ["/bin/sh", "-c", "echo $$; i=0; while [ $i -lt 40 ]; do echo step $i; i=$((i+1)); "
+     "sleep 0.05; done; echo finished > " + sys.argv[2] + "/marker"],
+    cwd=Path(sys.argv[2]), env=dict(os.environ), timeout_s=60, on_stdout_line=on_line,
+    output_file=out,
+))
+"""
+
+
+async def _crash_parent_mid_output(tmp_path: Path, mode: str, reaper: list[int]) -> int:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PARENT,
+        mode,
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert parent.stdout is not None
+    child = int((await asyncio.wait_for(parent.stdout.readline(), 30)).decode())
+    reaper.append(child)
+    await asyncio.wait_for(parent.stdout.readline(), 30)  # the child is mid-way
+    parent.kill()
+    await parent.wait()
+    return child
+
+
+async def test_file_backed_child_outlives_a_crashed_parent(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    """terraform apply orphaned by kill -9 of crew must run to the end and record its state."""
+    child = await _crash_parent_mid_output(tmp_path, "file", reaper)
+    assert await wait_until_gone(child, attempts=400)
+    assert (tmp_path / "marker").read_text() == "finished\n"
+    assert "step 39" in (tmp_path / "child.stdout").read_text()
+
+
+async def test_piped_child_dies_with_its_crashed_parent(tmp_path: Path, reaper: list[int]) -> None:
+    """Why the file exists: with a pipe, the orphan's next write kills it (SIGPIPE)."""
+    child = await _crash_parent_mid_output(tmp_path, "pipe", reaper)
+    assert await wait_until_gone(child, attempts=400)
+    assert not (tmp_path / "marker").exists()

@@ -329,6 +329,8 @@ async def test_runner_commands_parse_recorded_output(
     assert (applied.ok, applied.added) == (True, 15)
     assert seen(fake_runner, "argv", "apply").split()[-1] == "crew.tfplan"
     assert "-auto-approve" in seen(fake_runner, "argv", "apply").split()
+    # after a crash, the resumed run waits for the orphaned apply's state lock
+    assert "-lock-timeout=1800s" in seen(fake_runner, "argv", "apply").split()
 
     outputs = await fake_runner.outputs(workspace)
     recorded = json.loads(tf_fixture("output.json"))
@@ -345,17 +347,12 @@ async def test_runner_commands_parse_recorded_output(
     assert argv[:2] == ["apply", "-destroy"]
     assert argv[-1] == "-target=aws_s3_bucket.objects"
 
-    # every step streamed its output to a log file in the workspace, as it ran
+    # every step streamed its output to a log file in the workspace, as it ran, beside the
+    # raw output terraform wrote to a file (not a pipe: it must survive a crash of crew)
+    steps = {"init", "plan", "show", "apply", "output", "state-pull", "destroy"}
     logs = {p.name: p.read_text() for p in (workspace / "logs").iterdir()}
-    assert set(logs) == {
-        "init.log",
-        "plan.log",
-        "show.log",
-        "apply.log",
-        "output.log",
-        "state-pull.log",
-        "destroy.log",
-    }
+    assert set(logs) == {f"{step}.{kind}" for step in steps for kind in ("log", "stdout", "stderr")}
+    assert "Apply complete! Resources: 15 added" in logs["apply.stdout"]
     assert "Plan: 15 to add, 0 to change, 0 to destroy." in logs["plan.log"]
     assert "Apply complete! Resources: 15 added" in logs["apply.log"]
     assert "exit 0 after" in logs["init.log"]
@@ -404,5 +401,7 @@ def test_without_a_mirror_the_cli_config_shares_one_plugin_cache(tmp_path: Path)
     tf._ensure_cli_config()
     config = (tmp_path / "terraform.rc").read_text(encoding="utf-8")
     assert f"plugin_cache_dir = {json.dumps(str(tmp_path / 'cache'))}" in config
+    # workspaces have no lock file: without this terraform would not use the cache at all
+    assert "plugin_cache_may_break_dependency_lock_file = true" in config
     assert "filesystem_mirror" not in config
     assert (tmp_path / "cache").is_dir()
