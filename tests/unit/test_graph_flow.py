@@ -140,6 +140,11 @@ class FakeTerraform:
         self.state = {}
         return _apply_outcome(recorded("destroy.jsonl", 0))
 
+    async def wait_for_orphans(
+        self, workdir: Path, progress: Callable[[str], None] | None = None
+    ) -> None:
+        self.calls.append("wait_for_orphans")
+
     async def state_pull(self, workdir: Path) -> dict[str, Any]:
         self.calls.append("state_pull")
         return self.state
@@ -403,6 +408,8 @@ async def test_a_second_apply_attempt_never_applies(harness: Harness) -> None:
     await harness.decide(Decision.APPROVE)
     values = await harness.values()
     assert "apply" not in harness.terraform.calls
+    # ... and the rollback read the state only once that worker's terraform was gone
+    assert harness.terraform.calls[-4:-1] == ["wait_for_orphans", "state_pull", "destroy"]
     assert Counter(harness.terraform.calls)["destroy"] == 1
     assert values["conductor_state"] is S.DONE
     assert "never run twice" in values["apply_result"].error
