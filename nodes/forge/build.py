@@ -69,6 +69,8 @@ async def build_workspace(
     digest: str | None = None
     version: str | None = None
     try:
+        # A resumed build renders into the workspace a crashed worker's terraform may still use.
+        await terraform.wait_for_orphans(workspace, progress)
         progress(f"rendering workspace {workspace}")
         write_workspace(plan, workspace, backend=backend.kind)
         version = await terraform.version()

@@ -10,6 +10,10 @@ sees a rollback still running, or one whose worker died.
 - Otherwise: destroy the resources the state holds now but the pre-apply snapshot did not
   (all of them for a first revision), then check the state holds exactly the snapshot's.
 
+Either way it first waits for a terraform that a crashed worker left running in the workspace
+(TerraformRunner.wait_for_orphans): until that apply has written the state, the state does not
+show what it created.
+
 The post-failure state is kept beside the snapshot for whoever investigates. A rollback that
 fails ends FAILED with `page_human` set: a person must look at the stack.
 """

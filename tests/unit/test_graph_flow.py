@@ -253,7 +253,14 @@ async def test_run_stops_at_the_approval_gate(harness: Harness, tmp_path: Path) 
     values = dict(snapshot.values)
     assert values["conductor_state"] is S.WAIT_FOR_APPROVE
     assert events(values) == HAPPY_START
-    assert harness.terraform.calls == ["version", "init", "validate", "plan", "show_plan"]
+    assert harness.terraform.calls == [
+        "wait_for_orphans",
+        "version",
+        "init",
+        "validate",
+        "plan",
+        "show_plan",
+    ]
     assert harness.ledger.started == {}
     assert config_files(Path(values["build"].workspace)) == [
         "main.tf",
