@@ -10,8 +10,8 @@ and a pipe whose reader was killed (kill -9 of crew) makes its next write die of
 half-way through creating resources that then never reach the state. A file has no reader to
 lose, so an orphaned apply finishes and records what it made; the resumed run waits for its
 state lock (tools/terraform.py uses -lock-timeout) and then sees everything. Commands that do
-not take that lock (`terraform state pull`) must wait for the orphan themselves: `on_spawn`
-lets the caller record the child's pid, and `running_in` tells whether it still runs.
+not take that lock (`terraform state pull`) must wait for the orphan themselves:
+`processes_in` finds it by its working directory and `running_in` tells whether it still runs.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ async def run_process(
     timeout_s: float,
     on_stdout_line: LineCallback | None = None,
     output_file: Path | None = None,
-    on_spawn: Callable[[int], None] | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion and return its exit code and output.
 
@@ -79,12 +78,6 @@ async def run_process(
             out = files.enter_context(output_file.open("wb"))
             err = files.enter_context(output_file.with_suffix(".stderr").open("wb"))
         proc = await _spawn(argv, cwd=cwd, env=env, stdout=out, stderr=err)
-        if on_spawn is not None:
-            try:
-                on_spawn(proc.pid)
-            except BaseException:
-                await _kill_group(proc)
-                raise
         if output_file is None:
             assert proc.stdout is not None
             assert proc.stderr is not None
@@ -222,3 +215,29 @@ def running_in(pid: int, cwd: Path) -> bool:
         return Path(os.readlink(f"/proc/{pid}/cwd")) == cwd.resolve()
     except OSError:
         return False
+
+
+def processes_in(cwd: Path, accept: Callable[[str], bool]) -> list[int]:
+    """Pids of the running processes with working directory `cwd` whose command name
+    (/proc/PID/comm: the executable's file name, cut to 15 characters) `accept`s.
+
+    Found from outside rather than from a pid file the parent writes: a parent killed between
+    exec and that write (the moment a crash test aims for) would leave no trace. Processes of
+    other users whose /proc entries cannot be read are not seen; empty without /proc.
+    """
+    target = cwd.resolve()
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                if Path(os.readlink(f"/proc/{pid}/cwd")) != target:
+                    continue
+                name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            if accept(name):
+                found.append(pid)
+    return sorted(found)

@@ -24,7 +24,7 @@ from typing import IO, Any
 from crew.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from schemas.build import Diagnostic, DiagnosticSeverity
 from tools.guard import check_workspace
-from tools.process import ProcessResult, run_process, running_in
+from tools.process import ProcessResult, processes_in, run_process, running_in
 from tools.terraform_output import (
     ApplyOutcome,
     PlanOutcome,
@@ -55,10 +55,10 @@ Progress = Callable[[str], None]
 
 #: Per-step logs (one file per terraform command) live here inside the workspace.
 LOG_DIR = "logs"
-#: ... where a running step also leaves `<step>.pid` (see `wait_for_orphans`).
-PID_SUFFIX = ".pid"
 #: How often `wait_for_orphans` looks again.
 ORPHAN_POLL_S = 0.2
+#: Linux keeps this many characters of a command name (/proc/PID/comm).
+COMM_LENGTH = 15
 
 #: Variables passed through to terraform: providers read credentials, endpoints and proxies
 #: from these, as their ecosystems document.
@@ -193,7 +193,6 @@ class TerraformRunner:
         self._ensure_cli_config()
         if step is not None:
             check_workspace(cwd)
-        pid_file = None if step is None else cwd / LOG_DIR / f"{step}{PID_SUFFIX}"
 
         with _step_log(cwd, step) as log:
 
@@ -216,13 +215,9 @@ class TerraformRunner:
                     # Workspace steps write to a file, not a pipe: an apply orphaned by a
                     # crash of this process must finish and record what it created.
                     output_file=None if step is None else cwd / LOG_DIR / f"{step}.stdout",
-                    # ... and leave its pid behind, for `wait_for_orphans`.
-                    on_spawn=None if pid_file is None else _pid_writer(pid_file),
                 )
                 ok = result.returncode == 0
             finally:
-                if pid_file is not None:
-                    pid_file.unlink(missing_ok=True)
                 if self.observer is not None:
                     self.observer(step or args[0], time.monotonic() - started, ok)
             if log is not None:
@@ -238,38 +233,36 @@ class TerraformRunner:
         return f"-lock-timeout={int(self.apply_timeout_s)}s"
 
     async def wait_for_orphans(self, workdir: Path, progress: Progress | None = None) -> None:
-        """Wait until no terraform started in `workdir` by an earlier, crashed process still runs.
+        """Wait until no terraform (or provider plugin) started by an earlier, crashed process
+        still runs in `workdir`.
 
         A kill -9 of crew leaves its terraform apply running (see `_run`), and commands that
         read the state without its lock (`state pull`) would see it half-written: a rollback
-        would then miss what the apply creates after the look. Each workspace step leaves a pid
-        file while it runs; a live one here belongs to an orphan. Raises ToolTimeoutError after
-        the apply timeout, since the orphan is then no ordinary apply.
+        would then miss what the apply creates after the look. Whoever calls this holds the run
+        (and, for a rollback, the stack lock), so terraform in its workspace is an orphan.
+        Raises ToolTimeoutError after the apply timeout, since the orphan is then no ordinary
+        apply.
         """
-        directory = workdir / LOG_DIR
-        if not directory.is_dir():
+        binary_name = (self.binary.name if self.binary else "terraform")[:COMM_LENGTH]
+
+        def is_terraform(name: str) -> bool:
+            return name == binary_name or name.startswith("terraform-provi")
+
+        orphans = processes_in(workdir, is_terraform)
+        if not orphans:
             return
+        message = f"waiting for terraform left running by a stopped worker (pids {orphans})"
+        logger.warning("%s in %s", message, workdir)
+        if progress is not None:
+            progress(message)
         deadline = time.monotonic() + self.apply_timeout_s
-        for pid_file in sorted(directory.glob(f"*{PID_SUFFIX}")):
-            try:
-                pid = int(pid_file.read_text(encoding="utf-8").strip())
-            except (OSError, ValueError):
-                pid_file.unlink(missing_ok=True)
-                continue
-            step = pid_file.name.removesuffix(PID_SUFFIX)
-            if running_in(pid, workdir):
-                message = f"waiting for terraform {step} (pid {pid}) left by a stopped worker"
-                logger.warning("%s in %s", message, workdir)
-                if progress is not None:
-                    progress(message)
-            while running_in(pid, workdir):
-                if time.monotonic() > deadline:
-                    raise ToolTimeoutError(
-                        f"terraform {step} (pid {pid}) left by a stopped worker still runs in "
-                        f"{workdir} after {self.apply_timeout_s:.0f}s; stop it, then retry"
-                    )
-                await asyncio.sleep(ORPHAN_POLL_S)
-            pid_file.unlink(missing_ok=True)
+        while running := [pid for pid in orphans if running_in(pid, workdir)]:
+            if time.monotonic() > deadline:
+                raise ToolTimeoutError(
+                    f"terraform left by a stopped worker (pids {running}) still runs in "
+                    f"{workdir} after {self.apply_timeout_s:.0f}s; stop it, then retry"
+                )
+            await asyncio.sleep(ORPHAN_POLL_S)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -466,13 +459,6 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
-
-
-def _pid_writer(pid_file: Path) -> Callable[[int], None]:
-    def write(pid: int) -> None:
-        pid_file.write_text(f"{pid}\n", encoding="utf-8")
-
-    return write
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ The CI failure this guards against: crew was killed -9 during `terraform apply`,
 on (tools/process.py writes its output to a file so it can), and the resumed run's rollback
 pulled the state (`terraform state pull` takes no lock) before the orphan had recorded its
 buckets. The rollback destroyed nothing and the buckets stayed. These tests use a stand-in
-`terraform` script: what matters here is the process, not what it does to a cloud.
+`terraform` script (its command name is its file name, as for the real binary): what matters
+here is the process, not what it does to a cloud.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from crew.errors import ToolTimeoutError
-from tools.process import running_in
-from tools.terraform import LOG_DIR, TerraformRunner
+from tools.process import processes_in, running_in
+from tools.terraform import TerraformRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,11 +61,26 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def reaper() -> AsyncIterator[list[int]]:
+    """Pids of orphans a test made; whatever still runs afterwards is killed."""
     pids: list[int] = []
     yield pids
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, 9)
+
+
+@pytest.fixture
+async def children() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Processes a test started itself: killed (with their process group, where they lead
+    one) and reaped afterwards."""
+    procs: list[asyncio.subprocess.Process] = []
+    yield procs
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 9)
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 #: crew in miniature: applies through the runner, prints the terraform pid once it is known.
@@ -92,11 +108,11 @@ async def _crash_crew_mid_apply(tmp_path: Path, workspace: Path, reaper: list[in
     )
     assert crew.stdout is not None
     assert (await asyncio.wait_for(crew.stdout.readline(), 30)).strip() == b"apply started"
-    pid = int((workspace / LOG_DIR / "apply.pid").read_text())
-    reaper.append(pid)
     crew.kill()
     await crew.wait()
-    return pid
+    [orphan] = processes_in(workspace, lambda name: name == "terraform")
+    reaper.append(orphan)
+    return orphan
 
 
 async def test_waits_for_an_apply_orphaned_by_a_crash(
@@ -111,50 +127,60 @@ async def test_waits_for_an_apply_orphaned_by_a_crash(
 
     assert (workspace / "state-written").read_text() == "finished\n"
     assert not running_in(orphan, workspace)
-    assert not (workspace / LOG_DIR / "apply.pid").exists()
-    assert seen == [f"waiting for terraform apply (pid {orphan}) left by a stopped worker"]
+    assert seen == [f"waiting for terraform left running by a stopped worker (pids [{orphan}])"]
+
+
+async def _start_fake_terraform(
+    runner: TerraformRunner, cwd: Path, sleep_s: int
+) -> asyncio.subprocess.Process:
+    """A terraform started straight from here, standing in for one whose parent is gone."""
+    assert runner.binary is not None
+    return await asyncio.create_subprocess_exec(
+        str(runner.binary),
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FAKE_TF_SLEEP": str(sleep_s)},
+        stdout=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 async def test_an_orphan_that_never_ends_is_an_error(
-    tmp_path: Path, workspace: Path, reaper: list[int]
+    tmp_path: Path, workspace: Path, children: list[asyncio.subprocess.Process]
 ) -> None:
-    stuck = await asyncio.create_subprocess_exec("sleep", "60", cwd=workspace)
-    reaper.append(stuck.pid)
-    (workspace / LOG_DIR).mkdir()
-    (workspace / LOG_DIR / "destroy.pid").write_text(f"{stuck.pid}\n")
+    runner = make_runner(tmp_path, apply_timeout_s=0.3)
+    stuck = await _start_fake_terraform(runner, workspace, 60)
+    children.append(stuck)
 
-    with pytest.raises(ToolTimeoutError, match=rf"terraform destroy \(pid {stuck.pid}\)"):
-        await make_runner(tmp_path, apply_timeout_s=0.3).wait_for_orphans(workspace)
-    assert (workspace / LOG_DIR / "destroy.pid").exists(), "kept for the next attempt"
-    stuck.kill()
-    await stuck.wait()
+    with pytest.raises(ToolTimeoutError, match=rf"pids \[{stuck.pid}\]\) still runs in"):
+        await runner.wait_for_orphans(workspace)
 
 
-async def test_stale_and_unreadable_pid_files_are_cleared(tmp_path: Path, workspace: Path) -> None:
-    """A pid that has exited, or now belongs to a process elsewhere, is no orphan."""
-    (workspace / LOG_DIR).mkdir()
-    gone = await asyncio.create_subprocess_exec("true")
-    await gone.wait()
-    (workspace / LOG_DIR / "apply.pid").write_text(f"{gone.pid}\n")
-    (workspace / LOG_DIR / "plan.pid").write_text(f"{os.getpid()}\n")  # runs, but not here
-    (workspace / LOG_DIR / "init.pid").write_text("not a pid\n")
+async def test_only_terraform_in_this_workspace_counts(
+    tmp_path: Path, workspace: Path, children: list[asyncio.subprocess.Process]
+) -> None:
+    """A shell an operator left in the workspace, or terraform in another one, is not waited
+    for (the waits would end only at the apply timeout)."""
+    runner = make_runner(tmp_path, apply_timeout_s=0.3)
+    children.append(await asyncio.create_subprocess_exec("sleep", "60", cwd=workspace))
+    elsewhere = tmp_path / "other-ws"
+    elsewhere.mkdir()
+    children.append(await _start_fake_terraform(runner, elsewhere, 60))
 
-    await make_runner(tmp_path).wait_for_orphans(workspace)
-    assert list((workspace / LOG_DIR).glob("*.pid")) == []
-
-
-async def test_no_logs_directory_means_nothing_to_wait_for(tmp_path: Path, workspace: Path) -> None:
-    await make_runner(tmp_path).wait_for_orphans(workspace)
-    assert not (workspace / LOG_DIR).exists()
+    await runner.wait_for_orphans(workspace)  # returns at once: no ToolTimeoutError
 
 
-async def test_a_finished_step_leaves_no_pid_file(tmp_path: Path, workspace: Path) -> None:
-    await make_runner(tmp_path, sleep_s=0).apply(workspace, "run.tfplan")
-    assert (workspace / "state-written").exists()
-    assert list((workspace / LOG_DIR).glob("*.pid")) == []
+async def test_nothing_running_means_nothing_to_wait_for(tmp_path: Path, workspace: Path) -> None:
+    await make_runner(tmp_path, apply_timeout_s=0.3).wait_for_orphans(workspace)
 
 
 def test_running_in_checks_the_working_directory(tmp_path: Path) -> None:
     assert running_in(os.getpid(), Path.cwd())
     assert not running_in(os.getpid(), tmp_path)
     assert not running_in(2**22 + 1, Path.cwd())  # above pid_max: no such process
+
+
+def test_processes_in_finds_this_process_by_directory_and_name(tmp_path: Path) -> None:
+    me = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert os.getpid() in processes_in(Path.cwd(), lambda name: name == me)
+    assert os.getpid() not in processes_in(Path.cwd(), lambda name: False)
+    assert processes_in(tmp_path, lambda name: True) == []
