@@ -3,7 +3,10 @@ output. Nothing here starts a server or needs a binary besides /bin/sh and pytho
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,3 +40,13 @@ def show_plan_json() -> dict[str, Any]:
     """`terraform show -json crew.tfplan` recorded for the example PlanSpec."""
     doc: dict[str, Any] = json.loads(tf_fixture("show-plan.json"))
     return doc
+
+
+@pytest.fixture
+async def reaper() -> AsyncIterator[list[int]]:
+    """Pids a test started (or orphaned); whatever is still running afterwards is killed."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, 9)

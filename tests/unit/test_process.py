@@ -7,10 +7,8 @@ starts provider plugins, and an orphaned provider would keep working on the clou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -53,16 +51,6 @@ async def wait_until_gone(pid: int, attempts: int = 200) -> bool:
             return True
         await asyncio.sleep(0.025)
     return not alive(pid)
-
-
-@pytest.fixture
-async def reaper() -> AsyncIterator[list[int]]:
-    """Pids a test started; whatever is still running afterwards is killed."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, 9)
 
 
 async def test_captures_stdout_lines_stderr_and_exit_code(tmp_path: Path) -> None:

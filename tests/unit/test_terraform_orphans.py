@@ -26,11 +26,14 @@ from tools.terraform import TerraformRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Sleeps, then records that it finished: an apply that writes its state at the end.
-FAKE_TERRAFORM = """#!/bin/sh
-echo '{"@message": "apply started"}'
-sleep "${FAKE_TF_SLEEP:-0}"
-echo finished > "$PWD/state-written"
+#: Sleeps, then records that it finished: an apply that writes its state at the end. Python,
+#: not sh: it starts no child processes, so the only process it makes is "terraform".
+FAKE_TERRAFORM = f"""#!{sys.executable}
+import os, time
+print('{{"@message": "apply started"}}', flush=True)
+time.sleep(float(os.environ.get("FAKE_TF_SLEEP", "0")))
+with open("state-written", "w") as state:
+    state.write("finished\\n")
 """
 
 
@@ -57,16 +60,6 @@ def workspace(tmp_path: Path) -> Path:
     directory = tmp_path / "ws"
     directory.mkdir()
     return directory
-
-
-@pytest.fixture
-async def reaper() -> AsyncIterator[list[int]]:
-    """Pids of orphans a test made; whatever still runs afterwards is killed."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, 9)
 
 
 @pytest.fixture
