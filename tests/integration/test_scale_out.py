@@ -136,13 +136,16 @@ def test_two_workers_share_the_runs_and_take_over_from_a_dead_one(fleet: Fleet) 
             assert response.status_code == 202, response.text
             run_ids.append(response.json()["run_id"])
 
-        # Mid-way: the doomed worker is driving runs (it took them from the bus) ...
+        # Mid-way: the doomed worker is driving runs (it took them from the bus, and has
+        # checkpointed at least one step of one it still holds) ...
         held = wait_rows(
             fleet.database_url,
-            f"SELECT run_id FROM crew_runs WHERE lease_owner = '{doomed_id}' "
-            f"AND state IN {ACTIVE!r}",
+            "SELECT DISTINCT r.run_id FROM crew_runs r JOIN checkpoints c "
+            "ON c.thread_id = r.run_id "
+            f"WHERE r.lease_owner = '{doomed_id}' AND r.state IN {ACTIVE!r} "
+            f"AND c.metadata->>'crew_lease_owner' = '{doomed_id}'",
             bool,
-            "the doomed worker to hold a run in flight",
+            "the doomed worker to hold a run in flight that it has checkpointed",
         )
         taken_over = {row[0] for row in held}
         doomed.kill9()
