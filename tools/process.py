@@ -211,10 +211,7 @@ def running_in(pid: int, cwd: Path) -> bool:
     link is gone), which matters for an orphan re-parented to an init that does not reap. Where
     there is no /proc the answer is False: the caller then proceeds as before.
     """
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")) == cwd.resolve()
-    except OSError:
-        return False
+    return _cwd_of(pid) == cwd.resolve()
 
 
 def processes_in(cwd: Path, accept: Callable[[str], bool]) -> list[int]:
@@ -232,12 +229,20 @@ def processes_in(cwd: Path, accept: Callable[[str], bool]) -> list[int]:
             if not entry.name.isdigit():
                 continue
             pid = int(entry.name)
+            if _cwd_of(pid) != target:
+                continue
             try:
-                if Path(os.readlink(f"/proc/{pid}/cwd")) != target:
-                    continue
                 name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
             except OSError:
                 continue
             if accept(name):
                 found.append(pid)
     return sorted(found)
+
+
+def _cwd_of(pid: int) -> Path | None:
+    """The working directory of `pid`; None when it is gone, a zombie, or not ours to read."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
