@@ -156,7 +156,7 @@ def check_approver_entry(entry: str) -> str:
     of that name would otherwise be an approver too."""
     channel, sep, name = entry.partition(":")
     if not sep:
-        if _SLACK_USER.match(entry):
+        if _SLACK_USER.fullmatch(entry):
             raise ValueError(
                 f"CREW_APPROVERS entry {entry!r} looks like a Slack user id, but a bare entry "
                 f"names a REST principal or a CLI --actor: write slack:{entry} for the Slack "
@@ -169,7 +169,7 @@ def check_approver_entry(entry: str) -> str:
             f"CREW_APPROVERS entry {entry!r}: unknown channel {channel!r}; write a bare name "
             "(REST principal or CLI actor), slack:<Slack user id>, rest:<name> or cli:<name>"
         )
-    if channel == Channel.SLACK.value and not _SLACK_USER.match(name):
+    if channel == Channel.SLACK.value and not _SLACK_USER.fullmatch(name):
         raise ValueError(
             f"CREW_APPROVERS entry {entry!r}: {name!r} is not a Slack user id (U or W, then "
             "capital letters and digits, e.g. slack:U012AB3CD; Slack shows it under the "

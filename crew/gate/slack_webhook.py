@@ -122,7 +122,7 @@ def verify_slack_request(
         return NotVerified("stale request: its timestamp is more than 5 minutes off")
     # The verifier compares with hmac.compare_digest, which raises on non-ASCII text, and
     # decodes the body as UTF-8: both are checked here so that no input can make it raise.
-    if not _SIGNATURE.match(signature):
+    if not _SIGNATURE.fullmatch(signature):
         return NotVerified("bad signature: X-Slack-Signature is not v0=<64 hex digits>")
     try:
         body.decode("utf-8")
@@ -251,7 +251,7 @@ def parse_command(body: bytes) -> Parsed:
     if not words:
         return Reply(f"Which run? {USAGE}")
     run_id = words[0].strip()
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):
         return Reply(f"`{run_id[:100]}` is not a run id. {USAGE}")
     reason = words[1].strip()[:2000] if len(words) > 1 and words[1].strip() else None
     return GateCommand(
@@ -299,7 +299,7 @@ def parse_interaction(body: bytes) -> Parsed:
         return Ignore("not one of the gate's buttons")
     clicked = ours[0]
     run_id, _, digest = (clicked.value or "").partition("|")
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):
         return Malformed("payload.actions: the gate's button carries no run id")
     action = _BUTTONS[clicked.action_id]
     name = click.user.username or click.user.name

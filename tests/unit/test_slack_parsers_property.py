@@ -77,8 +77,8 @@ def check(parsed: Parsed) -> None:
     """The result is typed, and everything in it can be logged, sent as JSON and stored."""
     assert isinstance(parsed, GateCommand | Reply | Ignore | Malformed), parsed
     if isinstance(parsed, GateCommand):
-        assert RUN_ID.match(parsed.run_id)
-        assert SLACK_ID.match(parsed.user_id)
+        assert RUN_ID.fullmatch(parsed.run_id)
+        assert SLACK_ID.fullmatch(parsed.user_id)
         for value in (parsed.user_name, parsed.response_url, parsed.reason, parsed.plan_digest):
             assert value is None or (storable(value) and len(value) <= 2048), value
         assert storable(parsed.actor)
