@@ -158,7 +158,7 @@ def check_approver_entry(entry: str) -> str:
     if not sep:
         if _SLACK_USER.fullmatch(entry):
             raise ValueError(
-                f"CREW_APPROVERS entry {entry!r} looks like a Slack user id, but a bare entry "
+                f"entry {entry!r} looks like a Slack user id, but a bare entry "
                 f"names a REST principal or a CLI --actor: write slack:{entry} for the Slack "
                 f"user (or rest:{entry} / cli:{entry} if a token or actor is named that)"
             )
@@ -166,22 +166,22 @@ def check_approver_entry(entry: str) -> str:
     known = {c.value for c in _ENTRY_CHANNELS}
     if channel not in known:
         raise ValueError(
-            f"CREW_APPROVERS entry {entry!r}: unknown channel {channel!r}; write a bare name "
+            f"entry {entry!r}: unknown channel {channel!r}; write a bare name "
             "(REST principal or CLI actor), slack:<Slack user id>, rest:<name> or cli:<name>"
         )
     if channel == Channel.SLACK.value and not _SLACK_USER.fullmatch(name):
         raise ValueError(
-            f"CREW_APPROVERS entry {entry!r}: {name!r} is not a Slack user id (U or W, then "
+            f"entry {entry!r}: {name!r} is not a Slack user id (U or W, then "
             "capital letters and digits, e.g. slack:U012AB3CD; Slack shows it under the "
             "user's profile, 'Copy member ID')"
         )
     if channel == Channel.REST.value and not _NAME.match(name):
         raise ValueError(
-            f"CREW_APPROVERS entry {entry!r}: {name!r} cannot be a token name (1-64 letters, "
+            f"entry {entry!r}: {name!r} cannot be a token name (1-64 letters, "
             "digits, '.', '_', '@' or '-')"
         )
     if not name.strip():
-        raise ValueError(f"CREW_APPROVERS entry {entry!r} names nobody after {channel}:")
+        raise ValueError(f"entry {entry!r} names nobody after {channel}:")
     return entry
 
 

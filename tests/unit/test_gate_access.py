@@ -210,7 +210,7 @@ def test_ambiguous_or_impossible_approver_entries_are_refused_at_start_up(
     with pytest.raises(ValidationError) as info:
         Settings()
     assert message in str(info.value)
-    assert "CREW_APPROVERS entry" in str(info.value)
+    assert f"entry {entries.split(',')[-1]!r}" in str(info.value)
 
 
 def test_unambiguous_approver_entries_load(monkeypatch: pytest.MonkeyPatch) -> None:
