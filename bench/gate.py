@@ -116,7 +116,7 @@ async def _post_slack(
 async def bench(args: argparse.Namespace, figures: Figures, meta: dict[str, Any]) -> None:
     secret = secrets.token_hex(16)
     token = new_token()  # REST approvals come from the principal `bench` (approver role)
-    approvers = f"{APPROVER},rest:bench"
+    approvers = f"slack:{APPROVER},rest:bench"
     with scratch_dir() as tmp, moto_server(), postgres(tmp) as pg:
         meta["database"] = pg.label
         data_dir = tmp / "data"

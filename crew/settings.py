@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from crew.gate.access import ApiToken, check_unique, parse_token_entry
+from crew.gate.access import ApiToken, check_approver_entry, check_unique, parse_token_entry
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (
@@ -280,9 +280,10 @@ class Settings(BaseSettings):
     approvers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated identities that may approve, reject and roll back: Slack "
-        "user ids (U012ABCDEF) and REST principals (token names), optionally prefixed with "
-        "the channel (slack:U012ABCDEF, rest:alice, cli:bob). Unset: REST needs only the "
-        "approver role, Slack decides nothing.",
+        "users as slack:U012ABCDEF (only so), REST principals (token names) and CLI actors "
+        "bare or prefixed (alice, rest:alice, cli:bob). A bare entry shaped like a Slack "
+        "user id is refused. Unset: REST needs only the approver role, Slack decides "
+        "nothing.",
     )
     approval_ttl: timedelta = Field(
         default=timedelta(hours=72),
@@ -452,6 +453,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [a.strip() for a in value.split(",") if a.strip()]
         return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _unambiguous_approvers(cls, value: list[str]) -> list[str]:
+        return [check_approver_entry(entry) for entry in value]
 
     @field_validator("approval_ttl", mode="before")
     @classmethod

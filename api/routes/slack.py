@@ -3,7 +3,10 @@
 Every request is checked in this order before anything runs: Slack is configured (404
 otherwise), the signature verifies over the raw body (401: missing, stale or bad), the request
 was not seen before (401 for a replay; Slack's own retry gets an empty 200), and only then is
-the body parsed into a GateCommand, a Reply or an Ignore. A GateCommand goes through the same
+the body parsed into a GateCommand, a Reply, an Ignore or a Malformed: a signed request that is
+not what Slack sends (not UTF-8, a NUL character, a payload of the wrong shape) is a 400 naming
+the field, before anything is looked up or written. No body, signed or not, reaches a 500.
+A GateCommand goes through the same
 path as REST and the CLI (`crew.gate.actions.act`), as the Slack user (who must be in
 CREW_APPROVERS).
 
@@ -49,6 +52,7 @@ from crew.gate.slack_webhook import (
     MAX_AGE_S,
     GateCommand,
     Ignore,
+    Malformed,
     NotVerified,
     Parsed,
     Reply,
@@ -73,6 +77,11 @@ ACK_BUDGET_S = 2.0
 _pending: set[asyncio.Task[None]] = set()
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "Signed, but not what Slack sends: not UTF-8 form data, a NUL "
+        "character, a payload that is not Slack's JSON object, a field of the wrong type.",
+    },
     401: {"model": ErrorBody, "description": "Not from Slack: bad or stale signature, replay."},
     404: {"model": ErrorBody, "description": "Slack is not configured on this server."},
 }
@@ -93,6 +102,11 @@ def _error(code: int, error: str, message: str) -> JSONResponse:
 
 def _ephemeral(text: str) -> JSONResponse:
     return JSONResponse({"response_type": "ephemeral", "text": text})
+
+
+def _malformed(parsed: Malformed) -> JSONResponse:
+    logger.warning("refused a malformed Slack request: %s", parsed.reason)
+    return _error(status.HTTP_400_BAD_REQUEST, "malformed_slack_request", parsed.reason)
 
 
 async def _check(request: Request, services: Services) -> bytes | JSONResponse:
@@ -190,6 +204,8 @@ async def slash_command(request: Request, services: ServicesDep) -> Response:
     if isinstance(checked, Response):
         return checked
     parsed: Parsed = parse_command(checked)
+    if isinstance(parsed, Malformed):
+        return _malformed(parsed)
     if isinstance(parsed, Ignore):
         return Response(status_code=status.HTTP_200_OK)
     if isinstance(parsed, Reply):
@@ -209,6 +225,8 @@ async def interaction(request: Request, services: ServicesDep) -> Response:
     if isinstance(checked, Response):
         return checked
     parsed = parse_interaction(checked)
+    if isinstance(parsed, Malformed):
+        return _malformed(parsed)
     if isinstance(parsed, GateCommand):
         _in_background(services, parsed, asyncio.create_task(outcome(services, parsed)))
     return Response(status_code=status.HTTP_200_OK)

@@ -141,8 +141,55 @@ def authenticate(tokens: Sequence[ApiToken], presented: str) -> Principal | None
     return found
 
 
+#: A Slack user id as Slack shows it (`U012AB3CD`; `W...` in Enterprise Grid).
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
+#: The channels an approver entry may name (the Conductor's own `system` decides alone).
+_ENTRY_CHANNELS = (Channel.SLACK, Channel.REST, Channel.CLI)
+
+
+def check_approver_entry(entry: str) -> str:
+    """The entry, or a ValueError saying how to write it unambiguously.
+
+    A bare entry (`alice`) names a REST principal or a CLI `--actor`, never a Slack user:
+    Slack users are listed as `slack:U012AB3CD` only. A bare entry shaped like a Slack user
+    id is refused, since whoever wrote it most likely meant the Slack user, and a REST token
+    of that name would otherwise be an approver too."""
+    channel, sep, name = entry.partition(":")
+    if not sep:
+        if _SLACK_USER.fullmatch(entry):
+            raise ValueError(
+                f"entry {entry!r} looks like a Slack user id, but a bare entry "
+                f"names a REST principal or a CLI --actor: write slack:{entry} for the Slack "
+                f"user (or rest:{entry} / cli:{entry} if a token or actor is named that)"
+            )
+        return entry
+    known = {c.value for c in _ENTRY_CHANNELS}
+    if channel not in known:
+        raise ValueError(
+            f"entry {entry!r}: unknown channel {channel!r}; write a bare name "
+            "(REST principal or CLI actor), slack:<Slack user id>, rest:<name> or cli:<name>"
+        )
+    if channel == Channel.SLACK.value and not _SLACK_USER.fullmatch(name):
+        raise ValueError(
+            f"entry {entry!r}: {name!r} is not a Slack user id (U or W, then "
+            "capital letters and digits, e.g. slack:U012AB3CD; Slack shows it under the "
+            "user's profile, 'Copy member ID')"
+        )
+    if channel == Channel.REST.value and not _NAME.match(name):
+        raise ValueError(
+            f"entry {entry!r}: {name!r} cannot be a token name (1-64 letters, "
+            "digits, '.', '_', '@' or '-')"
+        )
+    if not name.strip():
+        raise ValueError(f"entry {entry!r} names nobody after {channel}:")
+    return entry
+
+
 def _listed(approvers: Sequence[str], channel: Channel, actor_id: str) -> bool:
-    return actor_id in approvers or f"{channel.value}:{actor_id}" in approvers
+    if f"{channel.value}:{actor_id}" in approvers:
+        return True
+    # A bare entry never names a Slack user (see check_approver_entry).
+    return channel is not Channel.SLACK and actor_id in approvers
 
 
 def refusal_reason(
@@ -151,17 +198,18 @@ def refusal_reason(
     """Why `actor_id` may not decide at the gate over `channel`, or None when it may.
 
     - REST: the token needs the approver role, and when CREW_APPROVERS is set the principal
-      must be listed in it.
-    - Slack: the Slack user id must be listed (nobody decides from Slack without the list).
+      must be listed in it (`alice` or `rest:alice`).
+    - Slack: the Slack user id must be listed as `slack:U012AB3CD` (nobody decides from Slack
+      without the list; a bare entry never matches a Slack user).
     - CLI: it runs with the database's credentials, so it is trusted; when CREW_APPROVERS is
-      set its `--actor` must still be listed, so the audit log only names approvers.
-    Entries may carry the channel as a prefix (`slack:U123`, `rest:alice`).
+      set its `--actor` must still be listed (`ops` or `cli:ops`), so the audit log only names
+      approvers.
     """
     if channel is Channel.REST and (role is None or not role.allows(Role.APPROVER)):
         shown = role.value if role else "no role"
         return f"'{actor_id}' has the {shown} role; deciding at the gate needs approver"
     if channel is Channel.SLACK and not approvers:
-        return "nobody may decide from Slack until CREW_APPROVERS lists their Slack user id"
+        return "nobody may decide from Slack until CREW_APPROVERS lists them as slack:<user id>"
     if approvers and not _listed(approvers, channel, actor_id):
         return f"'{actor_id}' is not an approver (CREW_APPROVERS)"
     return None

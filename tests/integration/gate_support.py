@@ -46,7 +46,7 @@ def gate_overrides(fake: FakeSlack, **overrides: Any) -> dict[str, Any]:
     """Settings of the gate under test (for the `make_settings` fixture)."""
     return {
         "api_tokens": [f"{name}:{role}:{token}" for name, (role, token) in TOKENS.items()],
-        "approvers": [APPROVER_ID, "rest:alice"],
+        "approvers": [f"slack:{APPROVER_ID}", "rest:alice"],
         "slack_signing_secret": SIGNING_SECRET,
         "slack_bot_token": BOT_TOKEN,
         "slack_channel": CHANNEL,

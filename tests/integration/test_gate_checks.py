@@ -54,7 +54,7 @@ async def services(
 ) -> AsyncIterator[Services]:
     settings = make_settings(
         database_url=database_url,
-        approvers=[APPROVER_ID, "rest:alice"],
+        approvers=[f"slack:{APPROVER_ID}", "rest:alice"],
         slack_signing_secret=SIGNING_SECRET,
         extra_scanners=False,
         conftest_bin=None,

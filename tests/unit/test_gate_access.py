@@ -154,7 +154,7 @@ def test_rest_needs_the_approver_role() -> None:
 
 
 def test_with_an_approver_list_rest_principals_must_be_listed() -> None:
-    approvers = ["U0ALICE", "rest:alice", "bob"]
+    approvers = ["slack:U0ALICE", "rest:alice", "bob"]
     assert refusal_reason(approvers, Channel.REST, "alice", Role.APPROVER) is None
     assert refusal_reason(approvers, Channel.REST, "bob", Role.APPROVER) is None
     assert refusal_reason(approvers, Channel.REST, "eve", Role.APPROVER) == (
@@ -164,12 +164,59 @@ def test_with_an_approver_list_rest_principals_must_be_listed() -> None:
     assert refusal_reason(["slack:carol"], Channel.REST, "carol", Role.APPROVER) is not None
 
 
-def test_slack_users_must_be_listed() -> None:
-    assert refusal_reason(["U0ALICE"], Channel.SLACK, "U0ALICE") is None
+def test_slack_users_must_be_listed_as_slack_entries() -> None:
     assert refusal_reason(["slack:U0ALICE"], Channel.SLACK, "U0ALICE") is None
     assert refusal_reason(["rest:U0ALICE"], Channel.SLACK, "U0ALICE") is not None
-    assert "not an approver" in (refusal_reason(["U0ALICE"], Channel.SLACK, "U0EVE") or "")
-    assert "CREW_APPROVERS" in (refusal_reason([], Channel.SLACK, "U0ALICE") or "")
+    assert "not an approver" in (refusal_reason(["slack:U0ALICE"], Channel.SLACK, "U0EVE") or "")
+    assert "slack:<user id>" in (refusal_reason([], Channel.SLACK, "U0ALICE") or "")
+
+
+def test_a_bare_entry_never_names_a_slack_user() -> None:
+    """`alice` in the list is the REST principal (or CLI actor) alice, not a Slack user whose id
+    happens to read `alice`; the Slack user is listed as slack:U..., and only so."""
+    assert refusal_reason(["alice"], Channel.REST, "alice", Role.APPROVER) is None
+    assert refusal_reason(["alice"], Channel.CLI, "alice") is None
+    assert refusal_reason(["alice"], Channel.SLACK, "alice") == (
+        "'alice' is not an approver (CREW_APPROVERS)"
+    )
+    assert refusal_reason(["U0ALICE"], Channel.SLACK, "U0ALICE") is not None
+    # ... and a slack: entry never names a REST principal or a CLI actor.
+    assert refusal_reason(["slack:U0ALICE"], Channel.REST, "U0ALICE", Role.APPROVER) is not None
+    assert refusal_reason(["slack:U0ALICE"], Channel.CLI, "U0ALICE") is not None
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            "U012AB3CD",
+            "'U012AB3CD' looks like a Slack user id, but a bare entry names a REST "
+            "principal or a CLI --actor: write slack:U012AB3CD for the Slack user",
+        ),
+        ("alice,W0ENTERPRISE", "write slack:W0ENTERPRISE"),
+        ("slack:alice", "'alice' is not a Slack user id"),
+        ("slack:u012ab", "is not a Slack user id"),
+        ("slack:", "is not a Slack user id"),
+        ("rest:al ice", "cannot be a token name"),
+        ("cli:", "names nobody after cli:"),
+        ("email:alice@example.com", "unknown channel 'email'"),
+        ("system:conductor", "unknown channel 'system'"),
+    ],
+)
+def test_ambiguous_or_impossible_approver_entries_are_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, entries: str, message: str
+) -> None:
+    monkeypatch.setenv("CREW_APPROVERS", entries)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert message in str(info.value)
+    assert f"entry {entries.split(',')[-1]!r}" in str(info.value)
+
+
+def test_unambiguous_approver_entries_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = "alice,ops.bot,admin@example.com,rest:U0BOT,cli:U0OPS,slack:U012AB3CD,slack:W0EG"
+    monkeypatch.setenv("CREW_APPROVERS", entries)
+    assert Settings().approvers == entries.split(",")
 
 
 def test_cli_is_trusted_unless_a_list_is_set() -> None:
@@ -204,8 +251,8 @@ def test_approval_ttl_defaults_to_72_hours_and_must_be_positive() -> None:
 
 
 def test_approvers_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CREW_APPROVERS", "U0ALICE, rest:bob,,")
-    assert Settings().approvers == ["U0ALICE", "rest:bob"]
+    monkeypatch.setenv("CREW_APPROVERS", "slack:U0ALICE, rest:bob,,")
+    assert Settings().approvers == ["slack:U0ALICE", "rest:bob"]
 
 
 def test_slack_posting_needs_a_channel_and_the_signing_secret() -> None:

@@ -18,6 +18,7 @@ from crew.gate.slack_message import (
 from crew.gate.slack_webhook import (
     GateCommand,
     Ignore,
+    Malformed,
     NotVerified,
     Reply,
     Verified,
@@ -157,15 +158,24 @@ def test_buttons_carry_the_run_and_the_plan_digest() -> None:
 
 
 def test_other_interactions_are_ignored() -> None:
-    assert isinstance(parse_interaction(b""), Ignore)
-    assert isinstance(parse_interaction(b"payload=not-json"), Ignore)
     view = json.dumps({"type": "view_submission", "user": {"id": "U1"}})
     assert isinstance(parse_interaction(b"payload=" + view.encode()), Ignore)
     assert isinstance(
         parse_interaction(button_body("someone_else", "run-1|x", user_id="U1")), Ignore
     )
-    assert isinstance(parse_interaction(button_body(APPROVE_ACTION, "|x", user_id="U1")), Ignore)
-    assert isinstance(parse_interaction(button_body(APPROVE_ACTION, "run-1|x", user_id="")), Ignore)
+
+
+def test_interactions_slack_would_not_send_are_malformed() -> None:
+    cases = {
+        b"": "no `payload` field",
+        b"payload=not-json": "payload is not JSON",
+        button_body(APPROVE_ACTION, "|x", user_id="U1"): "carries no run id",
+        button_body(APPROVE_ACTION, "run-1|x", user_id=""): "payload.user.id",
+    }
+    for body, expected in cases.items():
+        parsed = parse_interaction(body)
+        assert isinstance(parsed, Malformed), body
+        assert expected in parsed.reason, (body, parsed.reason)
 
 
 # -- the message ------------------------------------------------------------------------------
