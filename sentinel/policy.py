@@ -20,6 +20,7 @@ from crew.inputs import InputError, Problem, problems_from
 from schemas.regions import AWS_REGIONS
 from schemas.validation import Severity
 from tools.render.waivers import ACCEPTED_RISKS, risks_by_name
+from tools.trivy import aqua_check_id
 
 #: Rule ids Sentinel itself emits.
 BUDGET_BRAKE = "CREW_BUDGET_BRAKE"
@@ -65,7 +66,7 @@ class Waiver(_Strict):
                 f"{value} cannot be waived; only a goal revision with a larger budget passes "
                 "the brake"
             )
-        return value
+        return aqua_check_id(value)  # `AVD-AWS-0107` (tfsec's spelling) is AWS-0107
 
     def covers(self, rule_id: str, resource: str | None, today: date) -> bool:
         if rule_id != self.rule_id or today > self.expires:
@@ -116,6 +117,11 @@ class OrgPolicy(_Strict):
             raise ValueError(f"not Terraform resource types: {', '.join(bad)}")
         return value
 
+    @field_validator("severity_overrides")
+    @classmethod
+    def _aqua_ids(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        return {aqua_check_id(rule): severity for rule, severity in value.items()}
+
     @field_validator("accepted_risk_rules")
     @classmethod
     def _known_risks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -127,7 +133,7 @@ class OrgPolicy(_Strict):
             )
         if UNWAIVABLE & {r for rules in value.values() for r in rules}:
             raise ValueError(f"{', '.join(sorted(UNWAIVABLE))} cannot be waived")
-        return value
+        return {name: [aqua_check_id(r) for r in rules] for name, rules in value.items()}
 
     def with_render_waivers(self, plan_json: dict[str, Any]) -> OrgPolicy:
         """This policy plus Forge's documented waivers, each limited to the plan's resources

@@ -69,10 +69,21 @@ def test_a_risk_both_see_is_rated_alike_where_the_project_rates_it() -> None:
                 assert table.overrides[rule].severity is checkov, (risk.name, rule)
 
 
-def test_aqua_ids_read_alike_from_trivy_and_tfsec() -> None:
+def test_aqua_ids_read_alike_from_trivy_and_tfsec_and_in_a_policy(tmp_path: Path) -> None:
     assert aqua_check_id("AWS-0011") == aqua_check_id("AVD-AWS-0011") == "AWS-0011"
     doc = '{"results": [{"rule_id": "AVD-AWS-0011", "severity": "HIGH", "status": 0}]}'
     assert parse_tfsec_json(doc).failures[0].rule_id == "AWS-0011"
+    # a policy written for tfsec's spelling keeps working
+    file = tmp_path / "policy.yaml"
+    file.write_text(
+        "waivers:\n"
+        "  - {rule_id: AVD-AWS-0107, reason: bastion ticket OPS-1, expires: 2099-01-01}\n"
+        "severity_overrides: {AVD-AWS-0178: LOW}\n",
+        encoding="utf-8",
+    )
+    policy = load_policy(file)
+    assert policy.waivers[0].rule_id == "AWS-0107"
+    assert policy.severity_overrides == {"AWS-0178": Severity.LOW}
 
 
 def test_one_risk_gives_every_scanners_id_the_same_waiver() -> None:
