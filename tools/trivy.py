@@ -29,6 +29,14 @@ def _load(text: str, tool: str) -> Any:
         raise ToolError(f"{tool} printed output that is not JSON: {text[:200]!r}") from exc
 
 
+def aqua_check_id(raw: object) -> str:
+    """One id per Aqua check whichever tool or version reports it: trivy prints `AWS-0011`
+    (older releases `AVD-AWS-0011`), tfsec `AVD-AWS-0011`. Both read as `AWS-0011`, the id
+    of the check's page (avd.aquasec.com/misconfig/aws-0011) and of tools/render/waivers.py."""
+    text = str(raw)
+    return text.removeprefix("AVD-")
+
+
 def parse_trivy_json(text: str, duration_s: float = 0.0) -> ScanReport:
     """`trivy config --format json`: Results[].Misconfigurations[] with Status FAIL."""
     doc = _load(text, "trivy")
@@ -46,7 +54,7 @@ def parse_trivy_json(text: str, duration_s: float = 0.0) -> ScanReport:
             failures.append(
                 CheckFailure(
                     tool="trivy",
-                    rule_id=str(m.get("AVDID") or m.get("ID")),
+                    rule_id=aqua_check_id(m.get("ID") or m.get("AVDID")),
                     resource=cause.get("Resource") or None,
                     message=f"{m.get('Title', '')}: {m.get('Message', '')}".strip(": "),
                     source="hcl",
@@ -66,7 +74,7 @@ def parse_tfsec_json(text: str, duration_s: float = 0.0) -> ScanReport:
     failures = [
         CheckFailure(
             tool="tfsec",
-            rule_id=str(r.get("rule_id") or r.get("long_id")),
+            rule_id=aqua_check_id(r.get("rule_id") or r.get("long_id")),
             resource=r.get("resource") or None,
             message=str(r.get("description") or r.get("rule_description") or ""),
             source="hcl",

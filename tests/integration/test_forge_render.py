@@ -2,8 +2,8 @@
 for every catalog component and every workload kind, and `plan` against moto of the workloads
 that together read every data source (availability zones, the AMI parameter, the ELB log
 account, identity, a second provider region). Every render passes Sentinel under the default
-policy (checkov on its HCL; on the real plan JSON too where it is planned): Forge's secure
-defaults, proven by the validator that guards the gate."""
+policy (checkov on its HCL, on the real plan JSON too where it is planned, and trivy): Forge's
+secure defaults, proven by the validator that guards the gate."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def runner(
 
 
 @pytest.fixture
-def sentinel(make_settings: Callable[..., Settings]) -> Sentinel:
-    return build_sentinel(make_settings(extra_scanners=False), dict(os.environ))
+def sentinel(make_settings: Callable[..., Settings], trivy_bin: Path) -> Sentinel:
+    """Sentinel as the product builds it: checkov, and trivy found on PATH (tests/conftest.py)."""
+    return build_sentinel(make_settings(), dict(os.environ))
 
 
 async def _judge(

@@ -65,9 +65,9 @@ async def plan_by_hand(terraform: Path, mirror: Path, workspace: Path) -> dict[s
 
 
 async def test_known_bad_terraform_planned_against_moto_fails_with_the_expected_rules(
-    make_settings: Callable[..., Settings], aws_env: dict[str, str], tmp_path: Path
+    make_settings: Callable[..., Settings], aws_env: dict[str, str], tmp_path: Path, trivy_bin: Path
 ) -> None:
-    settings = make_settings(extra_scanners=False)
+    settings = make_settings()
     sentinel = build_sentinel(settings, dict(os.environ))
     assert settings.terraform_bin is not None
     assert settings.tf_plugin_dir is not None
@@ -93,6 +93,7 @@ async def test_known_bad_terraform_planned_against_moto_fails_with_the_expected_
             datetime.now(UTC),
         )
         assert report.verdict is Verdict.FAIL, (case, report.reasons)
+        assert "trivy" in report.checks_run, report.checks_run
         found = {f.rule_id for f in report.findings}
         assert expected <= found, (case, sorted(found))
         blocking = {f.rule_id for f in report.findings if f.blocking}
