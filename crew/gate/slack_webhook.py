@@ -4,7 +4,7 @@ Verification (`verify_slack_request`) uses `slack_sdk.signature.SignatureVerifie
 body: HMAC-SHA256 `v0`, timestamp within 5 minutes. Only a verified body is parsed. Parsing
 (Atlantis style) turns a slash command or a button click into one of:
 
-- `GateCommand`: approve / reject / rollback a run, with who asked and where to answer;
+- `GateCommand`: approve / reject / rollback / cancel a run, with who asked and where to answer;
 - `Reply`: answer at once and do nothing (usage, an unknown command, a malformed run id);
 - `Ignore`: nothing to do (an interaction that is not one of our buttons).
 """
@@ -30,9 +30,13 @@ _COMMANDS = {
     "/approve": Decision.APPROVE,
     "/reject": Decision.REJECT,
     "/rollback": Decision.ROLLBACK,
+    "/cancel": Decision.CANCEL,
 }
 _BUTTONS = {APPROVE_ACTION: Decision.APPROVE, REJECT_ACTION: Decision.REJECT}
-USAGE = "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`."
+USAGE = (
+    "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`, "
+    "`/cancel RUN_ID [reason]`."
+)
 
 
 @dataclass(frozen=True)
