@@ -123,7 +123,7 @@ class Worker:
         """Renew the lease while the run is driven; stop driving it once the lease is gone
         (a cancel takes it: crew/lifecycle.py), so renewals come at least every poll
         interval, not only every third of the lease."""
-        interval = min(self.settings.lease_ttl_s / 3, self.settings.poll_interval_s)
+        interval = min(self.settings.lease_ttl_s / 3, max(self.settings.poll_interval_s, 0.5))
         while True:
             await asyncio.sleep(interval)
             ok = await self.services.runs.renew(run_id, self.worker_id, self.settings.lease_ttl_s)
