@@ -226,3 +226,50 @@ async def test_slash_cancel_from_slack(services: Services, fake: FakeSlack) -> N
         assert "already cancelled" in again
         usage = await command("", APPROVER)
         assert "`/cancel RUN_ID [reason]`" in usage
+
+
+async def test_cancel_at_the_gate_from_slack_updates_the_message(
+    database_url: str,
+    make_settings: Callable[..., Settings],
+    aws_env: dict[str, str],
+) -> None:
+    """A real run (terraform plan on moto, Sentinel) waits at the gate; `/cancel` answers the
+    gate's interrupt as a reject would, and the gate message loses its buttons."""
+    from tests.integration._support import wait_until
+    from tests.integration.gate_support import gate_overrides, serve_gate, unique_goal
+
+    slack = FakeSlack().start()
+    try:
+        settings = make_settings(database_url=database_url, **gate_overrides(slack))
+        async with serve_gate(settings, slack) as gate:
+            run_id = await gate.submit(unique_goal())
+            await gate.wait_for(run_id, "WAIT_FOR_APPROVE")
+            answer = await gate.command("/cancel", f"{run_id} superseded")
+            assert answer.status_code == 200, answer.text
+            said = answer.json()["text"]
+            if said.startswith("Working on"):  # past Slack's 3 s: the outcome follows
+                (said,) = await gate.hook_texts("cmd")
+            assert said.startswith(f":octagonal_sign: Cancelled run `{run_id}`"), said
+            detail = await gate.wait_for(run_id, "REJECTED")
+            assert detail["decision"]["decision"] == "cancel"
+            last = detail["audit"][-1]
+            assert (last["event"], last["from_state"], last["to_state"]) == (
+                "run.cancelled",
+                "WAIT_FOR_APPROVE",
+                "REJECTED",
+            )
+
+            async def text() -> dict[str, Any]:
+                calls = slack.messages_for(run_id)
+                return calls[-1].body if calls else {}
+
+            body = await wait_until(
+                text, lambda b: "Cancelled" in b.get("text", ""), what="the message updated"
+            )
+            assert not [b for b in body["blocks"] if b["type"] == "actions"]
+            approve = await gate.http.post(
+                f"/v1/runs/{run_id}/approve", headers={"Authorization": "Bearer x"}
+            )
+            assert approve.status_code == 401
+    finally:
+        slack.stop()
