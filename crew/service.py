@@ -24,11 +24,14 @@ def new_run_id(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
-async def submit_goal(services: Services, goal: GoalStatement) -> tuple[RunRecord, bool]:
+async def submit_goal(
+    services: Services, goal: GoalStatement, *, actor: str
+) -> tuple[RunRecord, bool]:
     """Create a PENDING run (a worker picks it up), or return the run of an earlier request
-    with the same goal_id."""
+    with the same goal_id. `actor` is the authenticated submitter (the audit names them; the
+    goal's `requested_by` is recorded as a claim)."""
     now = services.context.clock()
-    return await services.runs.create(goal, run_id=new_run_id(now), at=now)
+    return await services.runs.create(goal, run_id=new_run_id(now), at=now, actor=actor)
 
 
 async def decide(

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         default=2.0, gt=0, description="Fallback poll when no NOTIFY wakes the worker."
     )
+    run_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Tries of a run step that fails with an unexpected error (an LLM endpoint "
+        "down, a database hiccup) before a run not yet at the apply ends BLOCKED with the "
+        "error recorded; back-off between tries doubles from 1 s up to 5 minutes.",
+    )
     checkpoint_retention_days: float = Field(
         default=30, ge=0, description="Intermediate checkpoints of finished runs kept this long."
     )

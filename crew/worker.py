@@ -28,9 +28,10 @@ from crew.container import Services
 from crew.errors import BusError
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
+from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
-from memory.runs import RunRecord
+from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
 from schemas.events import EventType
 from schemas.states import ConductorState
@@ -50,6 +51,8 @@ class Worker:
         self.role: Role = role
         self._tasks: set[asyncio.Task[None]] = set()
         self._driving: set[str] = set()
+        self._lost: set[str] = set()
+        """Runs whose lease was taken while driving them (cancelled): stopped, not failed."""
         self._slot_freed = asyncio.Event()
 
     @property
@@ -62,6 +65,10 @@ class Worker:
         """Advance a leased run to its next stop; returns the state it stopped in."""
         graph = self.services.graph
         config: Any = {"configurable": {"thread_id": run.run_id, LEASE_OWNER_KEY: self.worker_id}}
+        if is_cancel(run.decision) and run.state is not ConductorState.WAIT_FOR_APPROVE:
+            # Cancelled while its canceller died before writing the transition: finish it.
+            await finish_cancel(self.services, run, self.worker_id)
+            return (await self.services.runs.get(run.run_id)).state
         snapshot = await graph.aget_state(config)
         graph_input: Any
         if not snapshot.values:
@@ -113,13 +120,28 @@ class Worker:
         return (await self.services.runs.get(run.run_id)).state
 
     async def _keep_lease(self, run_id: str, driver: asyncio.Task[Any] | None) -> None:
-        interval = self.settings.lease_ttl_s / 3
+        """Renew the lease while the run is driven; stop driving it once the lease is gone
+        (a cancel takes it: crew/lifecycle.py), so renewals come at least every poll
+        interval, not only every third of the lease."""
+        interval = min(self.settings.lease_ttl_s / 3, max(self.settings.poll_interval_s, 0.5))
         while True:
             await asyncio.sleep(interval)
             ok = await self.services.runs.renew(run_id, self.worker_id, self.settings.lease_ttl_s)
             if not ok:
-                logger.error("lost the lease on run %s; stopping", run_id, extra={"run_id": run_id})
+                record = await self.services.runs.get(run_id)
+                if is_cancel(record.decision):
+                    logger.info(
+                        "run %s was cancelled by %s; stopping",
+                        run_id,
+                        record.decision.actor if record.decision else "?",
+                        extra={"run_id": run_id},
+                    )
+                else:
+                    logger.error(
+                        "lost the lease on run %s; stopping", run_id, extra={"run_id": run_id}
+                    )
                 if driver is not None:
+                    self._lost.add(run_id)
                     driver.cancel()
                 return
 
@@ -127,26 +149,72 @@ class Worker:
         """`drive`, then let go of the lease whatever happened; unexpected errors back off."""
         try:
             state = await self.drive(run, on_event)
-            logger.info(
-                "run %s stopped in %s", run.run_id, state.value, extra={"run_id": run.run_id}
-            )
-        except asyncio.CancelledError:
-            await asyncio.shield(self.services.runs.release(run.run_id, self.worker_id))
-            raise
-        except Exception as exc:
-            backoff = await self.services.runs.record_failure(
-                run.run_id, self.worker_id, f"{type(exc).__name__}: {exc}"
-            )
-            logger.exception(
-                "run %s failed unexpectedly; retrying in %.0fs",
+            # FAILED means a rollback failed: the cloud needs a human (the notifier pages).
+            logger.log(
+                logging.ERROR if state is ConductorState.FAILED else logging.INFO,
+                "run %s stopped in %s",
                 run.run_id,
-                backoff,
+                state.value,
                 extra={"run_id": run.run_id},
             )
+        except asyncio.CancelledError:
+            if run.run_id in self._lost:  # our renewer stopped it: the run is someone else's
+                self._lost.discard(run.run_id)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return
+            await asyncio.shield(self.services.runs.release(run.run_id, self.worker_id))
+            raise
+        except LeaseLostError as exc:
+            # Cancelled, or taken over after a stall: the checkpoint was refused, nothing
+            # half-written; whoever holds the run now carries on.
+            logger.info("run %s: %s; stopped driving it", run.run_id, exc)
+            return
+        except Exception as exc:
+            await self._failed(run, exc)
             return
         await self.services.runs.release(run.run_id, self.worker_id)
         if state.is_terminal:
             await self._remember(run.run_id)
+
+    async def _failed(self, run: RunRecord, exc: Exception) -> None:
+        """An unexpected error: back off and retry, or end a run not yet applying BLOCKED
+        after CREW_RUN_MAX_ATTEMPTS tries. One log line per try; the traceback only with the
+        first try that failed this way (a new error shows its own once)."""
+        runs, run_id = self.services.runs, run.run_id
+        error = f"{type(exc).__name__}: {exc}"
+        attempt, limit = run.failures + 1, self.settings.run_max_attempts
+        extra = {"run_id": run_id, "attempt": attempt}
+        if attempt >= limit:
+            current = await runs.get(run_id)
+            if current.state in CANCELLABLE and not is_cancel(current.decision):
+                try:
+                    await give_up(self.services, current, self.worker_id, error)
+                except Exception as failure:
+                    logger.warning("run %s: could not end it BLOCKED (%s)", run_id, failure)
+                else:
+                    await runs.record_gave_up(run_id, self.worker_id)
+                    logger.error(
+                        "run %s ended BLOCKED after %d failed attempts: %s",
+                        run_id,
+                        attempt,
+                        error,
+                        extra=extra,
+                    )
+                    return
+        backoff = await runs.record_failure(run_id, self.worker_id, error)
+        first = run.failures == 0 or run.last_error != error[:4000]
+        logger.warning(
+            "run %s failed (attempt %d of %d): %s; retrying in %.0fs",
+            run_id,
+            attempt,
+            limit,
+            error,
+            backoff,
+            exc_info=exc if first else None,
+            extra=extra,
+        )
 
     async def _remember(self, run_id: str) -> None:
         """Index a run that just ended in the vector memory (when that memory is on). A

@@ -5,6 +5,10 @@
     WAIT_FOR_APPROVE -> REJECTED                               APPLYING -> ROLLBACK -> DONE | FAILED
     DONE -> ROLLBACK (a human asks to roll a finished run back)
 
+Out of the flow (crew/lifecycle.py, not drawn): a run not yet applying may be cancelled (->
+REJECTED, decision `cancel`), and one whose step keeps failing unexpectedly ends BLOCKED after
+CREW_RUN_MAX_ATTEMPTS tries.
+
 Each node declares the transitions it may make (node metadata); `graph/diagram.py` renders the
 Mermaid state diagram from the compiled graph with them.
 """
@@ -48,13 +52,21 @@ TRANSITIONS: dict[str, list[tuple[S, S]]] = {
 }
 
 
+def _ended(state: RunState) -> bool:
+    """A run ended out of the flow (cancelled, given up: crew/lifecycle.py) goes nowhere."""
+    current = state.get("conductor_state")
+    return current is not None and S(current).is_terminal
+
+
 def after_design(state: RunState) -> Literal["build", "__end__"]:
+    if _ended(state):
+        return END
     return "build" if state.get("plan") is not None and not state.get("design_blocked") else END
 
 
 def after_build(state: RunState) -> Literal["validate", "__end__"]:
     build = state.get("build")
-    return "validate" if build is not None and build.ok else END
+    return "validate" if build is not None and build.ok and not _ended(state) else END
 
 
 def after_validate(state: RunState) -> Literal["request_approval", "__end__"]:

@@ -127,10 +127,15 @@ class RunStore:
         self._pool = pool
 
     async def create(
-        self, goal: GoalStatement, *, run_id: str, at: datetime
+        self, goal: GoalStatement, *, run_id: str, at: datetime, actor: str = "system"
     ) -> tuple[RunRecord, bool]:
         """Insert a PENDING run with its first audit row, or return the run already made for
-        this goal_id (created=False). Reusing a goal_id for a different goal is a conflict."""
+        this goal_id (created=False). Reusing a goal_id for a different goal is a conflict.
+
+        `actor` is who submitted it as the channel authenticated them (a REST principal, the
+        CLI); the audit row names them. The goal's `requested_by` is only what the body
+        claims: it is kept as that claim (the row's note, the run's `requested_by`), never
+        as the actor."""
         goal_id = goal.goal_id or run_id
         goal_json = _goal_json(goal)
         async with self._pool.connection() as conn, conn.transaction():
@@ -174,12 +179,17 @@ class RunStore:
                     run_id=run_id,
                     seq=0,
                     at=at,
-                    actor=goal.requested_by or "api",
+                    actor=actor,
                     event=EventType.RUN_CREATED,
                     from_state=None,
                     to_state=ConductorState.PENDING,
                     artifact_type="GoalStatement",
                     artifact=goal_json,
+                    note=(
+                        f"requested_by (claimed by the goal, not verified): {goal.requested_by}"
+                        if goal.requested_by
+                        else None
+                    ),
                 ),
             )
             # Hand it to a worker through the bus, committed with the run (memory/dispatch.py).
@@ -323,6 +333,59 @@ class RunStore:
             f"run {current.run_id} is {current.state.value}, not waiting for approval",
         )
 
+    async def request_cancel(
+        self, decision: ApprovalDecision, holder: str, ttl_s: float
+    ) -> tuple[RunRecord, str | None]:
+        """Record a cancel once and take the run's lease for `holder`, in one UPDATE; returns
+        the run and the worker whose live lease was taken (it stops driving the run).
+
+        Only a run not yet applying can be cancelled: in a state before the apply, with no
+        decision recorded and no apply started. Otherwise a conflict says why not."""
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute(
+                    """
+                    WITH old AS (
+                        SELECT run_id, lease_owner, lease_until FROM crew_runs
+                        WHERE run_id = %(run_id)s FOR UPDATE)
+                    UPDATE crew_runs r SET decision = %(decision)s,
+                           lease_owner = %(holder)s,
+                           lease_until = now() + make_interval(secs => %(ttl)s),
+                           not_before = NULL, dispatched_at = NULL
+                    FROM old
+                    WHERE r.run_id = old.run_id AND r.state = ANY(%(cancellable)s)
+                      AND r.decision IS NULL AND r.apply_started_at IS NULL
+                    RETURNING r.*,
+                        CASE WHEN old.lease_until > now() AND old.lease_owner <> %(holder)s
+                             THEN old.lease_owner END AS previous_owner
+                    """,
+                    {
+                        "run_id": decision.run_id,
+                        "decision": Jsonb(decision.model_dump(mode="json")),
+                        "holder": holder,
+                        "ttl": ttl_s,
+                        "cancellable": _CANCELLABLE,
+                    },
+                )
+            ).fetchone()
+        if row is not None:
+            return RunRecord.from_row(row), row["previous_owner"]
+        current = await self.get(decision.run_id)
+        raise RunConflictError(current.run_id, _not_cancellable(current))
+
+    async def record_gave_up(self, run_id: str, worker_id: str) -> None:
+        """Count the last failed try of a run that was ended BLOCKED for it, and let go."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE crew_runs SET failures = failures + 1, last_error = NULL,
+                    not_before = NULL, lease_owner = NULL, lease_until = NULL,
+                    dispatched_at = NULL
+                WHERE run_id = %s AND lease_owner = %s
+                """,
+                (run_id, worker_id),
+            )
+
     async def record_rollback_request(self, request: ApprovalDecision) -> RunRecord:
         """Record a human's request to roll back a DONE run, once (Forge's migration 0002
         added the column). A second request, or one for a run that is not DONE, is a
@@ -456,10 +519,52 @@ _TERMINAL = [
 ]
 
 
-def _past(decision: str) -> str:
-    return {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}.get(
-        decision, decision
+#: States a cancel may end (crew/lifecycle.py CANCELLABLE): everything before the apply.
+_CANCELLABLE = [
+    s.value
+    for s in (
+        ConductorState.PENDING,
+        ConductorState.IN_PROGRESS,
+        ConductorState.VALIDATING,
+        ConductorState.READY_FOR_APPLY,
+        ConductorState.WAIT_FOR_APPROVE,
     )
+]
+
+
+def _past(decision: str) -> str:
+    return {
+        "approve": "approved",
+        "reject": "rejected",
+        "rollback": "rolled back",
+        "cancel": "cancelled",
+    }.get(decision, decision)
+
+
+def _not_cancellable(run: RunRecord) -> str:
+    """Why `run` cannot be cancelled now (the 409's message)."""
+    state = run.state
+    first = run.decision
+    if state in (ConductorState.APPLYING, ConductorState.ROLLBACK) or (
+        run.apply_started_at is not None and not state.is_terminal
+    ):
+        return (
+            f"run {run.run_id} is {state.value}: terraform is changing the cloud, and a run "
+            "being applied cannot be stopped half-way; wait until it ends, then roll it back "
+            "if needed"
+        )
+    if first is not None and (not state.is_terminal or state is ConductorState.REJECTED):
+        then = (
+            "; it is applied next: roll it back once it is DONE"
+            if first.decision == "approve"
+            else ""
+        )
+        return (
+            f"run {run.run_id} was already {_past(first.decision.value)} by {first.actor} via "
+            f"{first.channel.value} at {first.at.isoformat()}{then}"
+        )
+    hint = "; roll it back instead" if state is ConductorState.DONE else ""
+    return f"run {run.run_id} already ended {state.value}; there is nothing to cancel{hint}"
 
 
 def audit_fields(row: DictRow) -> dict[str, Any]:

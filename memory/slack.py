@@ -17,6 +17,7 @@ from memory.db import Pool
 from schemas.states import ConductorState
 
 _WAITING = ConductorState.WAIT_FOR_APPROVE.value
+_FAILED = ConductorState.FAILED.value
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class SlackMessage:
     attempts: int
     last_error: str | None
     posted_at: datetime | None
+    paged_seq: int | None = None
+    """The run's `last_seq` when its failure page was posted (None: never paged)."""
+    page_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ class SlackMessageStore:
                 INSERT INTO crew_slack_messages (run_id)
                 SELECT r.run_id FROM crew_runs r
                 WHERE (r.state = '{_WAITING}'
-                       OR (r.decision IS NOT NULL AND r.updated_at > now() - interval '1 hour'))
+                       OR (r.decision IS NOT NULL AND r.decision->>'decision' <> 'cancel'
+                           AND r.updated_at > now() - interval '1 hour')
+                       OR (r.state = '{_FAILED}' AND r.updated_at > now() - interval '1 day'))
                   AND NOT EXISTS (SELECT 1 FROM crew_slack_messages m WHERE m.run_id = r.run_id)
                 ON CONFLICT (run_id) DO NOTHING
                 """
@@ -96,6 +102,17 @@ class SlackMessageStore:
                 (channel, ts, seq, state, run_id, owner),
             )
 
+    async def mark_paged(self, run_id: str, owner: str, *, seq: int, ts: str) -> None:
+        """The failure page for the run as of `seq` was posted (never post it twice)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE crew_slack_messages SET paged_seq = %s, page_ts = %s, updated_at = now()
+                WHERE run_id = %s AND lease_owner = %s
+                """,
+                (seq, ts, run_id, owner),
+            )
+
     async def mark_failed(self, run_id: str, owner: str, error: str, backoff_s: float) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
@@ -127,4 +144,6 @@ def _message(row: DictRow) -> SlackMessage:
         attempts=row["attempts"],
         last_error=row["last_error"],
         posted_at=row["posted_at"],
+        paged_seq=row.get("paged_seq"),
+        page_ts=row.get("page_ts"),
     )

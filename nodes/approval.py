@@ -59,13 +59,29 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
 
 
 async def await_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
-    """WAIT_FOR_APPROVE -> APPLYING on approve, -> REJECTED otherwise."""
+    """WAIT_FOR_APPROVE -> APPLYING on approve, -> REJECTED otherwise (reject, or a cancel:
+    crew/lifecycle.py)."""
     request = state["approval_request"]
     assert request is not None
     raw: Any = interrupt(request.model_dump(mode="json"))
     decision = ApprovalDecision.model_validate(raw)
     approved = decision.decision is Decision.APPROVE
+    cancelled = decision.decision is Decision.CANCEL
     to = ConductorState.APPLYING if approved else ConductorState.REJECTED
+    event = (
+        EventType.APPLY_REQUEST
+        if approved
+        else EventType.RUN_CANCELLED
+        if cancelled
+        else EventType.RUN_REJECTED
+    )
+    why = f": {decision.reason}" if decision.reason else ""
+    # A cancel reads the same wherever it stopped the run (crew/lifecycle.py cancel_note).
+    error = (
+        f"cancelled by {decision.actor} via {decision.channel.value}{why}"
+        if cancelled
+        else f"{decision.decision.value} by {decision.actor}{why}"
+    )
     update: RunState = {
         "decision": decision,
         "conductor_state": to,
@@ -73,16 +89,14 @@ async def await_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunS
             transition(
                 state,
                 to,
-                event=EventType.APPLY_REQUEST if approved else EventType.RUN_REJECTED,
+                event=event,
                 actor=decision.actor,
                 at=decision.at,
                 artifact="decision",
-                note=decision.reason,
+                note=error if cancelled else decision.reason,
             )
         ],
     }
     if not approved:
-        update["error"] = f"{decision.decision.value} by {decision.actor}" + (
-            f": {decision.reason}" if decision.reason else ""
-        )
+        update["error"] = error
     return update

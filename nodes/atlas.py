@@ -15,9 +15,10 @@ embeddings endpoint that fails costs the design that context, not the run.
 How an LLM *failure* surfaces (HTTP 5xx, timeout, unreachable endpoint, bad key): the node
 lets the LlmError / ConfigurationError propagate. The worker records it on the run
 (`crew show` prints it), backs off exponentially (capped at 5 minutes) and runs the design
-step again; nothing was checkpointed, so nothing is half-done. A DesignBlocked would be the
-wrong answer: it is addressed to the goal's author and says what to change in the *goal*,
-and it is final (the run ends BLOCKED), while an outage is transient and an operator's to
+step again, up to CREW_RUN_MAX_ATTEMPTS tries (then the run ends BLOCKED with the error, and
+a human may cancel it sooner); nothing was checkpointed, so nothing is half-done. A
+DesignBlocked would be the wrong answer: it is addressed to the goal's author and says what
+to change in the *goal*, and it is final, while an outage is transient and an operator's to
 fix; a goal should not be lost because the model endpoint was down for a minute. `atlas plan`
 prints the same error and exits 1.
 """

@@ -57,3 +57,9 @@ class ApplyResult(Artifact):
     page_human: bool = Field(
         default=False, description="The rollback failed: a human must look at the stack now."
     )
+    remaining: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="After a failed rollback: resource addresses the stack's state still holds "
+        "that the rollback was to remove (None: not known, the state could not be read).",
+    )

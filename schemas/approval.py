@@ -14,6 +14,8 @@ class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     ROLLBACK = "rollback"
+    CANCEL = "cancel"
+    """Stop a run that is not applying yet, wherever it is (it ends REJECTED)."""
 
 
 class Channel(StrEnum):
@@ -62,5 +64,5 @@ class GateLogEntry(Contract):
     run_id: str | None = None
     channel: Channel | None = None
     actor: str | None = None
-    action: str | None = Field(default=None, description="approve, reject or rollback.")
+    action: str | None = Field(default=None, description="approve, reject, rollback or cancel.")
     detail: str

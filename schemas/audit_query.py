@@ -34,6 +34,8 @@ AUDIT_EVENTS: tuple[EventType, ...] = (
     EventType.ROLLBACK_STARTED,
     EventType.ROLLBACK_DONE,
     EventType.ROLLBACK_FAILED,
+    EventType.RUN_CANCELLED,
+    EventType.RUN_GAVE_UP,
 )
 
 

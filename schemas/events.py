@@ -31,6 +31,10 @@ class EventType(StrEnum):
     BUILD_FAILED = "build.failed"
     RUN_REJECTED = "run.rejected"
     ROLLBACK_FAILED = "rollback.failed"
+    RUN_CANCELLED = "run.cancelled"
+    RUN_GAVE_UP = "run.gave_up"
+    """A step kept failing with an unexpected error (CREW_RUN_MAX_ATTEMPTS): the run ends
+    BLOCKED with that error."""
     # -- the gate's alerts (not transitions: they go to the bus and the gate log) ---------
     APPROVAL_REFUSED = "approval.refused"
     APPROVAL_EXPIRED = "approval.expired"

@@ -5,6 +5,7 @@ against it:
 - POST /v1/chat/completions: a `tool_calls` message with JSON arguments, or plain content;
   `usage` token counts; HTTP errors with OpenAI's error body. Each request takes the next
   scripted reply.
+- GET /v1/models: one model, `fake-gpt` (what a readiness probe asks).
 - POST /v1/embeddings: `{"object": "list", "data": [{"object": "embedding", "index": i,
   "embedding": [...]}], "model", "usage"}`, answered in reverse index order (clients must
   sort by `index`). Vectors are a hashed bag of words (`embedding_dims` long, unit length):
@@ -175,6 +176,13 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send(reply.status, {"error": error})
                 return
             self._send(200, _completion(server, body, reply))
+
+        def do_GET(self) -> None:
+            """GET /v1/models, as a readiness probe asks (tools/llm_probe.py)."""
+            if self.path.rstrip("/") != "/v1/models":
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "x"}})
+                return
+            self._send(200, {"object": "list", "data": [{"id": "fake-gpt", "object": "model"}]})
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

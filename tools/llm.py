@@ -11,7 +11,8 @@ does not parse is data (the planner explains it to the model), not an exception.
 Errors from the openai client are translated here, in one place, into crew/errors.py:
 an unreachable endpoint, a timeout, 429 or 5xx -> LlmError / LlmTimeoutError (transient:
 the worker retries the run); a bad key or unknown model -> ConfigurationError (the operator
-must act; the worker also retries, so runs resume once the settings are fixed).
+must act; the worker also retries, so runs resume once the settings are fixed, until
+CREW_RUN_MAX_ATTEMPTS tries end the run BLOCKED).
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ router = APIRouter(prefix="/v1", tags=["goals"])
     },
 )
 async def create_goal(
-    goal: GoalStatement, services: ServicesDep, response: Response, _: Submitter
+    goal: GoalStatement, services: ServicesDep, response: Response, principal: Submitter
 ) -> RunCreated:
     """Accept a goal; a worker designs, builds and validates it, then waits at the gate.
 
-    Sending the same `goal_id` again returns the same run (200) instead of a new one."""
-    record, created = await submit_goal(services, goal)
+    Sending the same `goal_id` again returns the same run (200) instead of a new one. The
+    audit names the token's principal as the submitter; `requested_by` is kept as a claim."""
+    record, created = await submit_goal(services, goal, actor=principal.name)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/runs/{record.run_id}"

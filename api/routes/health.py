@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from crew.errors import CrewError
+from tools.llm_probe import probe_endpoint
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +20,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Postgres answers and terraform is where settings say; 503 names what is missing."""
+    """Postgres answers and terraform is where settings say; 503 names what is missing.
+
+    With the LLM planner configured, `checks.llm` says whether its endpoint answers. It does
+    not make the service unready (approvals, the console and runs past the design still
+    work; runs waiting to be designed retry, then end BLOCKED): it is listed in `degraded`."""
     checks: dict[str, str] = {}
     try:
         async with services.pool.connection() as conn:
@@ -33,7 +38,17 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except CrewError as exc:
         checks["terraform"] = str(exc)
     ready = all(v == "ok" for v in checks.values())
+    settings = services.settings
+    degraded = []
+    if settings.effective_planner == "llm":
+        checks["llm"] = await probe_endpoint(settings.llm_base_url, settings.openai_api_key)
+        if checks["llm"] != "ok":
+            degraded.append("llm")
     return JSONResponse(
         status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "not ready", "checks": checks},
+        content={
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            "degraded": degraded,
+        },
     )

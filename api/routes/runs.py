@@ -1,4 +1,4 @@
-"""Runs: list, inspect, and decide at the gate."""
+"""Runs: list, inspect, decide at the gate, cancel."""
 
 from __future__ import annotations
 
@@ -135,3 +135,27 @@ async def rollback(
     """Roll back a DONE run (approver role): a worker restores the stack to its state before
     the apply."""
     return await _act(services, principal, run_id, Decision.ROLLBACK, body)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunSummary,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **{code: _ERRORS[code] for code in (401, 403, 404)},
+        409: {
+            "model": ErrorBody,
+            "description": "The run is being applied or rolled back (it cannot be stopped "
+            "half-way), was approved, or already ended; the message says which.",
+        },
+    },
+)
+async def cancel(
+    run_id: str, services: ServicesDep, principal: PrincipalDep, body: DecisionBody | None = None
+) -> RunSummary:
+    """Cancel a run that is not applying yet (approver role), wherever it is: queued, backing
+    off from an unreachable LLM, building, validating or waiting at the gate.
+
+    It ends REJECTED with the decision `cancel` (who, why) recorded and audited; a worker
+    driving it stops."""
+    return await _act(services, principal, run_id, Decision.CANCEL, body)

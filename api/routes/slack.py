@@ -1,4 +1,5 @@
-"""Slack: slash commands (`/approve`, `/reject`, `/rollback`) and the gate message's buttons.
+"""Slack: slash commands (`/approve`, `/reject`, `/rollback`, `/cancel`) and the gate message's
+buttons.
 
 Every request is checked in this order before anything runs: Slack is configured (404
 otherwise), the signature verifies over the raw body (401: missing, stale or bad), the request
@@ -152,6 +153,8 @@ _DONE = {
     "validated plan now.",
     Decision.REJECT: ":no_entry: Rejected run `{run}`; nothing is applied.",
     Decision.ROLLBACK: ":rewind: Rolling back run `{run}` to its state before the apply.",
+    Decision.CANCEL: ":octagonal_sign: Cancelled run `{run}`; it ends REJECTED and nothing is "
+    "applied.",
 }
 
 
@@ -197,7 +200,8 @@ def _in_background(services: Services, command: GateCommand, work: asyncio.Task[
 
 @router.post("/commands", responses=_RESPONSES)
 async def slash_command(request: Request, services: ServicesDep) -> Response:
-    """`/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`."""
+    """`/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`,
+    `/cancel RUN_ID [reason]`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ACK_BUDGET_S  # before the checks: they spend Slack's 3 s too
     checked = await _check(request, services)

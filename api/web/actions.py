@@ -1,4 +1,4 @@
-"""The console's POSTs: log in and out, submit a goal, approve / reject / roll back.
+"""The console's POSTs: log in and out, submit a goal, approve / reject / roll back / cancel.
 
 Each handler declares `CheckedForm` first, so the CSRF check runs before anything else looks
 at the request. The work itself is the REST API's: `submit_goal` for goals, and for decisions
@@ -39,7 +39,12 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
-_DONE = {Decision.APPROVE: "approved", Decision.REJECT: "rejected", Decision.ROLLBACK: "rollback"}
+_DONE = {
+    Decision.APPROVE: "approved",
+    Decision.REJECT: "rejected",
+    Decision.ROLLBACK: "rollback",
+    Decision.CANCEL: "cancelled",
+}
 
 
 # -- login -----------------------------------------------------------------------------------
@@ -128,7 +133,8 @@ async def submit_goal_form(
         goal_form.problems = exc.problems
         return _goal_page(request, visitor, goal_form, status=422)
     try:
-        record, created = await submit_goal(services, goal)
+        assert visitor.principal is not None  # SignedIn
+        record, created = await submit_goal(services, goal, actor=visitor.principal.name)
     except RunConflictError as exc:
         fix = "use a new goal_id, or leave it empty"
         goal_form.problems = [Problem("goal_id", str(exc), fix)]
@@ -189,3 +195,11 @@ async def rollback(
     run_id: str, request: Request, form: CheckedForm, services: ServicesDep, visitor: SignedIn
 ) -> Response:
     return await _decide(request, services, visitor, form, run_id, Decision.ROLLBACK)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(
+    run_id: str, request: Request, form: CheckedForm, services: ServicesDep, visitor: SignedIn
+) -> Response:
+    """Cancel a run not applying yet: `POST /v1/runs/{id}/cancel` as the logged-in principal."""
+    return await _decide(request, services, visitor, form, run_id, Decision.CANCEL)

@@ -47,6 +47,7 @@ NOTICES = {
     "approved": "Approved. A worker applies exactly the validated plan; this page follows it.",
     "rejected": "Rejected. Nothing will be applied.",
     "rollback": "Rollback requested. A worker restores the stack to its state before the apply.",
+    "cancelled": "Cancelled. The run ended REJECTED; nothing will be applied.",
     "submitted": "Goal submitted. The crew designs, builds and validates it, then waits here.",
     "existing": "This goal_id was submitted before: this is its run.",
 }
@@ -139,17 +140,30 @@ class GateButtons:
     approve: bool = False
     reject: bool = False
     rollback: bool = False
+    cancel: bool = False
 
     @property
     def any(self) -> bool:
-        return self.approve or self.reject or self.rollback
+        return self.approve or self.reject or self.rollback or self.cancel
+
+
+#: States a run can be cancelled in (crew/lifecycle.py CANCELLABLE), at the gate aside.
+_CANCELLABLE_BEFORE_GATE = (
+    ConductorState.PENDING,
+    ConductorState.IN_PROGRESS,
+    ConductorState.VALIDATING,
+    ConductorState.READY_FOR_APPLY,
+)
 
 
 def gate_buttons(detail: RunDetail) -> GateButtons:
-    """Approve/reject while undecided at the gate; roll back a DONE run whose apply worked and
-    that was not rolled back. The gate re-checks all of it when the form is posted."""
+    """Approve/reject/cancel while undecided at the gate; cancel before it; roll back a DONE
+    run whose apply worked and that was not rolled back. The gate re-checks all of it when
+    the form is posted."""
     if detail.state is ConductorState.WAIT_FOR_APPROVE and detail.decision is None:
-        return GateButtons(approve=True, reject=True)
+        return GateButtons(approve=True, reject=True, cancel=True)
+    if detail.state in _CANCELLABLE_BEFORE_GATE and detail.decision is None:
+        return GateButtons(cancel=True)
     applied, undone = detail.artifacts.apply_result, detail.artifacts.rollback_result
     if (
         detail.state is ConductorState.DONE

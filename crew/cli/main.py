@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the run ended badly or an error occurred; 2 bad input (a goal that
 does not validate, an unknown run id, bad settings); 4 conflict (the run is not waiting, was
-already decided, or its plan went stale); 5 refused (the actor is not in CREW_APPROVERS).
+already decided, its plan went stale, or it is being applied and cannot be cancelled); 5
+refused (the actor is not in CREW_APPROVERS).
 """
 
 from __future__ import annotations
@@ -210,6 +211,12 @@ def worker_command(
 @app.command()
 def run(
     goal_file: Annotated[Path, typer.Argument(help="GoalStatement JSON file.", show_default=False)],
+    actor: Annotated[
+        str,
+        typer.Option(
+            help="Who submits (the audit log's actor; the goal's requested_by is kept as a claim)."
+        ),
+    ] = "cli",
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a goal and drive it here to the approval gate; prints the plan and verdict.
@@ -220,7 +227,7 @@ def run(
     goal = run_async(_load(goal_file))
 
     async def body(services: Services) -> RunDetail:
-        record, _ = await submit_goal(services, goal)
+        record, _ = await submit_goal(services, goal, actor=actor)
         await _drive_here(services, record.run_id, not as_json)
         return await run_detail(services, record.run_id, with_audit=as_json)
 
@@ -325,6 +332,27 @@ def rollback(
     _show(detail, as_json)
     done = detail.artifacts.rollback_result
     raise typer.Exit(0 if detail.state is ConductorState.ROLLBACK or (done and done.ok) else 1)
+
+
+@app.command()
+def cancel(
+    run_id: str,
+    actor: ActorOpt = "cli",
+    reason: ReasonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run that is not applying yet (queued, retrying, building, at the gate).
+
+    It ends REJECTED with the decision `cancel` recorded; a worker driving it stops. Exit 0
+    cancelled, 2 unknown run, 4 being applied / approved / already ended, 5 refused."""
+    settings = load_settings()
+    configure_logging("WARNING")
+
+    async def body(services: Services) -> RunDetail:
+        await act(services, run_id, Decision.CANCEL, _cli(actor), reason=reason)
+        return await run_detail(services, run_id, with_audit=as_json)
+
+    _show(run_async(_with_services(settings, body)), as_json)
 
 
 @app.command("runs")

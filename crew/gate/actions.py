@@ -1,4 +1,5 @@
-"""Deciding at the gate: the one path REST, Slack and the CLI take to approve, reject or roll back.
+"""Deciding at the gate: the one path REST, Slack and the CLI take to approve, reject, roll back
+or cancel.
 
 `act` checks who is asking (`crew.gate.access.refusal_reason`; a refusal is logged with who,
 what and why), refuses an approval of a plan that went stale, and then records the decision
@@ -18,6 +19,7 @@ from crew.container import Services
 from crew.errors import GateRefusedError, StalePlanError
 from crew.gate.access import Role, refusal_reason
 from crew.gate.alerts import emit_alert
+from crew.lifecycle import cancel_run
 from crew.service import decide, request_rollback
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, ApprovalRequest, Channel, Decision, GateLogEntry
@@ -48,7 +50,7 @@ async def act(
     reason: str | None = None,
     plan_digest: str | None = None,
 ) -> RunRecord:
-    """Approve, reject or roll back `run_id` as `who`.
+    """Approve, reject, roll back or cancel `run_id` as `who`.
 
     Raises GateRefusedError (not an approver), RunNotFoundError, StalePlanError, or
     RunConflictError (not waiting / not DONE / already decided, naming who decided first).
@@ -61,6 +63,10 @@ async def act(
         raise GateRefusedError(who.actor, f"refused: {refusal}")
     if action is Decision.ROLLBACK:
         return await request_rollback(
+            services, run_id, actor=who.actor, channel=who.channel, reason=reason
+        )
+    if action is Decision.CANCEL:
+        return await cancel_run(
             services, run_id, actor=who.actor, channel=who.channel, reason=reason
         )
     if action is Decision.APPROVE:

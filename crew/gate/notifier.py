@@ -3,7 +3,9 @@
 The graph never talks to Slack: a run reaching WAIT_FOR_APPROVE (or moving on) only changes
 its row in Postgres. The notifier, a task beside the worker, leases the runs whose message is
 behind (`memory.slack`), renders them (`crew.gate.slack_message`) and posts (chat.postMessage,
-once per run: the ts is stored) or updates (chat.update). A failed call backs off
+once per run: the ts is stored) or updates (chat.update). A run that ends FAILED (its rollback
+failed) also gets a page, a new message naming the stack, what is left and the next step
+(`crew.gate.failure_page`), posted once. A failed call backs off
 exponentially (capped at 5 minutes; an error retrying cannot fix, such as a bad token, waits
 an hour) and is recorded on the row; the run itself is never held up.
 """
@@ -16,9 +18,11 @@ import logging
 
 from crew.container import Services
 from crew.errors import CrewError, SlackError
+from crew.gate.failure_page import render_page
 from crew.gate.slack_message import diagram_url, render_message
 from crew.service import run_detail
 from memory.slack import DueMessage
+from schemas.states import ConductorState
 from tools.slack import SlackClient
 
 logger = logging.getLogger(__name__)
@@ -75,7 +79,15 @@ class SlackNotifier:
             image = diagram_url(
                 settings.public_url, secret.get_secret_value() if secret else None, run_id
             )
-            text, blocks = render_message(detail, run_url(self.services, run_id), image_url=image)
+            url = run_url(self.services, run_id)
+            if detail.state is ConductorState.FAILED and (
+                message.paged_seq is None or message.paged_seq < due.last_seq
+            ):
+                # A failed rollback pages: a new message (an update notifies nobody), once.
+                page_text, page_blocks = render_page(detail, url)
+                page = await self.client.post_message(self.channel, page_text, page_blocks)
+                await store.mark_paged(run_id, self.owner, seq=due.last_seq, ts=page.ts)
+            text, blocks = render_message(detail, url, image_url=image)
             if message.ts is None or message.channel is None:
                 posted = await self.client.post_message(self.channel, text, blocks)
             else:

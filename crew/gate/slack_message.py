@@ -19,7 +19,7 @@ import hmac
 from typing import Any
 from urllib.parse import quote
 
-from schemas.approval import ApprovalDecision
+from schemas.approval import ApprovalDecision, Decision
 from schemas.run import RunDetail
 from schemas.states import ConductorState as S
 
@@ -76,7 +76,9 @@ def status_line(detail: RunDetail) -> str:
         return f":gear: Approved{_by(art.decision)}; applying"
     if state is S.REJECTED:
         reason = f": {escape(art.decision.reason)}" if art.decision and art.decision.reason else ""
-        return f":no_entry: Rejected{_by(art.decision)}{reason}"
+        cancelled = art.decision is not None and art.decision.decision is Decision.CANCEL
+        verb = ":octagonal_sign: Cancelled" if cancelled else ":no_entry: Rejected"
+        return f"{verb}{_by(art.decision)}{reason}"
     if state is S.ROLLBACK:
         why = _by(art.rollback_request) or (
             f" after a failed apply: {escape(detail.error or '')}" if detail.error else ""
@@ -205,7 +207,8 @@ def render_message(
                 {
                     "type": "mrkdwn",
                     "text": f"`/approve {detail.run_id}` · `/reject {detail.run_id} [reason]`"
-                    f" · `/rollback {detail.run_id}` · <{run_url}|details>",
+                    f" · `/cancel {detail.run_id} [reason]` · `/rollback {detail.run_id}`"
+                    f" · <{run_url}|details>",
                 }
             ],
         }

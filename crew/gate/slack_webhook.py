@@ -9,7 +9,7 @@ cannot hash anything else) are refused before the HMAC is computed.
 Only a verified body is parsed. Parsing (Atlantis style) turns a slash command or a button click
 into one of:
 
-- `GateCommand`: approve / reject / rollback a run, with who asked and where to answer;
+- `GateCommand`: approve / reject / rollback / cancel a run, with who asked and where to answer;
 - `Reply`: answer at once and do nothing (usage, an unknown command, a malformed run id);
 - `Ignore`: nothing to do (an interaction that is not one of our buttons);
 - `Malformed`: signed, but not what Slack sends (not UTF-8, a NUL character, a payload that
@@ -46,9 +46,13 @@ _COMMANDS = {
     "/approve": Decision.APPROVE,
     "/reject": Decision.REJECT,
     "/rollback": Decision.ROLLBACK,
+    "/cancel": Decision.CANCEL,
 }
 _BUTTONS = {APPROVE_ACTION: Decision.APPROVE, REJECT_ACTION: Decision.REJECT}
-USAGE = "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`."
+USAGE = (
+    "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`, "
+    "`/cancel RUN_ID [reason]`."
+)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class Restore:
     counts: ResourceCounts = field(default_factory=ResourceCounts)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     duration_s: float = 0.0
+    remaining: list[str] | None = None
+    """When it failed: what the apply added that the state still holds (None: unknown)."""
 
 
 async def restore_previous_state(
@@ -79,7 +81,10 @@ async def restore_previous_state(
     before, now = managed_addresses(pre), managed_addresses(post)
     previous = revision_dir(ctx.settings.workspaces_dir, workspace.parent.name, plan.revision - 1)
     if plan.revision > 1 and (previous / "main.tf").is_file():
-        return await _reapply(ctx, plan, previous, progress)
+        restore = await _reapply(ctx, plan, previous, progress)
+        if not restore.ok:
+            restore.remaining = await _left_over(ctx, workspace, before)
+        return restore
     created = sorted(now - before)
     if not created:
         return Restore(restored="nothing to undo: the apply created nothing")
@@ -95,12 +100,23 @@ async def restore_previous_state(
     )
     if not outcome.ok:
         result.error = describe(outcome.errors, "terraform destroy failed")
+        result.remaining = await _left_over(ctx, workspace, before)
         return result
     leftover = sorted(managed_addresses(await terraform.state_pull(workspace)) - before)
     if leftover:
         result.ok = False
+        result.remaining = leftover
         result.error = "still in the state after the rollback: " + ", ".join(leftover[:20])
     return result
+
+
+async def _left_over(ctx: CrewContext, workspace: Path, before: set[str]) -> list[str] | None:
+    """What the state holds now that it did not before the apply: what a human must clean
+    up after a failed rollback (None when the state cannot be read either)."""
+    try:
+        return sorted(managed_addresses(await ctx.terraform.state_pull(workspace)) - before)[:1000]
+    except CrewError:
+        return None
 
 
 async def _reapply(
@@ -174,6 +190,7 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         sla_met=sla_met,
         restored=restore.restored if restore.ok else None,
         page_human=not restore.ok,
+        remaining=None if restore.ok else restore.remaining,
     )
     if result.ok:
         return {

@@ -103,7 +103,8 @@ def approved_run(cli_env: dict[str, str], waiting_run: dict[str, Any]) -> dict[s
 def test_help_lists_the_commands(cli_env: dict[str, str]) -> None:
     result = crew(cli_env, "--help")
     assert_exit(result, 0)
-    for command in ("serve", "run", "approve", "reject", "runs", "show", "audit", "schema"):
+    commands = ("serve", "run", "approve", "reject", "cancel", "runs", "show", "audit", "schema")
+    for command in commands:
         assert re.search(rf"^\W*{command}\b", result.stdout, re.MULTILINE), (command, result.stdout)
 
     atlas = run_cli(cli_env, "atlas", "--help")

@@ -253,7 +253,7 @@ async def at_the_gate(services: Services, terraform: FakeTerraform) -> tuple[Wor
     """Submit the example goal and drive it to WAIT_FOR_APPROVE as a worker does (terraform's
     answers recorded: tests/fixtures/terraform)."""
     worker = Worker(replace(services, context=replace(services.context, terraform=terraform)))  # type: ignore[arg-type]
-    record, _ = await submit_goal(services, make_goal())
+    record, _ = await submit_goal(services, make_goal(), actor="tester")
     assert await drive(worker, record.run_id) is ConductorState.WAIT_FOR_APPROVE
     return worker, await services.runs.get(record.run_id)
 

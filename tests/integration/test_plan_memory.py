@@ -160,7 +160,7 @@ async def test_a_worker_retries_a_run_whose_llm_is_down(
         )
         async with open_services(settings, role="test") as svc:
             assert svc.context.planner.name == "llm"
-            run, _ = await submit_goal(svc, goal)
+            run, _ = await submit_goal(svc, goal, actor="tester")
             worker = Worker(svc)
             claimed = await svc.runs.claim(run.run_id, svc.worker_id, 30)
             assert claimed is not None

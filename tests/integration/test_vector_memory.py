@@ -384,7 +384,9 @@ async def test_finished_runs_are_indexed_and_a_new_llm_design_cites_them(
             assert isinstance(memory, VectorPlanMemory)
             await history(svc.pool)
             # the worker's end-of-run hook: a run driven to BLOCKED is in memory at once
-            run, _ = await submit_goal(svc, blocked_goal.model_copy(update={"goal_id": "ledger-1"}))
+            run, _ = await submit_goal(
+                svc, blocked_goal.model_copy(update={"goal_id": "ledger-1"}), actor="tester"
+            )
             claimed = await svc.runs.claim(run.run_id, svc.worker_id, 30)
             assert claimed is not None
             await Worker(svc).drive_and_release(claimed)

@@ -120,7 +120,7 @@ async def test_every_post_without_the_csrf_token_is_refused(console: httpx.Async
     foreign = csrf_of((await other.get("/login")).text)  # another session's token
     await other.aclose()
     paths = ["/login", "/logout", "/goals/new"] + [
-        f"/runs/some-run/{action}" for action in ("approve", "reject", "rollback")
+        f"/runs/some-run/{action}" for action in ("approve", "reject", "rollback", "cancel")
     ]
     for path in paths:
         for data in ({}, {"csrf_token": ""}, {"csrf_token": foreign}, {"csrf_token": csrf + "x"}):
@@ -324,3 +324,41 @@ async def test_a_link_from_another_site_reopens_the_page_with_the_session(
     same = await console.get("/runs/r1", headers={"Sec-Fetch-Site": "same-origin"})
     assert same.status_code == 303
     assert same.headers["location"].startswith("/login?next=")
+
+
+async def test_cancel_from_the_console_names_the_principal(console: httpx.AsyncClient) -> None:
+    """A run nobody drives (no worker here) is cancelled with the run page's button, as the
+    logged-in approver; the goal form's requested_by stays a claim in the audit."""
+    csrf = await login(console, "sam")
+    goal = example_goal(goal_id=f"web-{secrets.token_hex(4)}", requested_by="mallory")
+    submitted = await console.post(
+        "/goals/new", data={"csrf_token": csrf, "mode": "json", "goal_json": json.dumps(goal)}
+    )
+    run_id = submitted.headers["location"].split("/")[2].split("?")[0]
+    page = await console.get(f"/runs/{run_id}")
+    assert 'id="cancel"' not in page.text  # a submitter does not decide
+    await console.post("/logout", data={"csrf_token": csrf_of(page.text)})
+
+    csrf = await login(console, "alice")
+    page = await console.get(f"/runs/{run_id}")
+    assert f'action="/runs/{run_id}/cancel"' in page.text
+    assert 'id="cancel"' in page.text
+    done = await console.post(
+        f"/runs/{run_id}/cancel", data={"csrf_token": csrf_of(page.text), "reason": "typo"}
+    )
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == f"/runs/{run_id}?notice=cancelled"
+    shown = await console.get(done.headers["location"])
+    assert "Cancelled. The run ended REJECTED" in shown.text
+    assert 'id="cancel"' not in shown.text
+    exported = await console.get(f"/audit/export?run_id={run_id}&format=json")
+    rows = sorted(exported.json()["items"], key=lambda r: r["seq"])
+    assert [(r["event"], r["actor"]) for r in rows] == [
+        ("run.created", "sam"),
+        ("run.cancelled", "alice"),
+    ]
+    assert rows[0]["note"].endswith(": mallory")
+    assert rows[1]["note"] == "cancelled by alice via rest: typo"
+    again = await console.post(f"/runs/{run_id}/cancel", data={"csrf_token": csrf_of(shown.text)})
+    assert again.status_code == 409
+    assert "already cancelled by alice" in again.text

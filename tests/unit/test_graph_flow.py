@@ -388,6 +388,17 @@ async def test_apply_timeout_rolls_back(harness: Harness) -> None:
     assert values["rollback_result"].sla_met is True
 
 
+async def test_a_cancel_at_the_gate_ends_rejected_as_cancelled(harness: Harness) -> None:
+    await harness.start(make_goal())
+    await harness.decide(Decision.CANCEL, "duplicate goal")
+    values = await harness.values()
+    assert values["conductor_state"] is S.REJECTED
+    assert events(values)[-1] == (5, EventType.RUN_CANCELLED, S.WAIT_FOR_APPROVE, S.REJECTED)
+    assert values["error"] == "cancelled by carol@example.com via cli: duplicate goal"
+    assert values["transitions"][-1].note == values["error"]
+    assert "apply" not in harness.terraform.calls
+
+
 async def test_failed_rollback_ends_failed(harness: Harness) -> None:
     harness.terraform.apply_fixture, harness.terraform.apply_returncode = "apply-stale.jsonl", 1
     harness.terraform.destroy_returncode = 1
@@ -398,6 +409,11 @@ async def test_failed_rollback_ends_failed(harness: Harness) -> None:
     assert events(values)[-1] == (7, EventType.ROLLBACK_FAILED, S.ROLLBACK, S.FAILED)
     assert not values["rollback_result"].ok
     assert values["rollback_result"].page_human is True
+    # what a human must clean up: everything the apply created is still in the state
+    remaining = values["rollback_result"].remaining
+    assert remaining is not None
+    assert len(remaining) == RECORDED_RESOURCES
+    assert any(address.startswith("aws_s3_bucket.") for address in remaining)
     assert values["error"].startswith("rollback failed, page a human")
     assert values["transitions"][-1].note.startswith("page a human: ")
     assert Counter(harness.terraform.calls)["destroy"] == 1

@@ -21,7 +21,7 @@ from api.web.session import (
     safe_next,
     secure_cookie,
 )
-from api.web.views import findings_by_severity, gate_buttons, run_page_context
+from api.web.views import GateButtons, findings_by_severity, gate_buttons, run_page_context
 from crew.gate.access import Principal, Role, parse_token_entry
 from crew.inputs import InputError, problems_from
 from schemas.apply import ApplyResult, Operation
@@ -248,7 +248,13 @@ def test_only_those_the_gate_accepts_see_the_buttons() -> None:
 
 
 def test_buttons_follow_the_runs_state() -> None:
-    assert gate_buttons(_detail(ConductorState.VALIDATING)).any is False
+    validating = _detail(ConductorState.VALIDATING)
+    assert gate_buttons(validating) == GateButtons(cancel=True)  # before the gate: cancel only
+    html = _render(validating, _visitor("alice", Role.APPROVER))
+    assert 'action="/runs/' in html
+    assert '/cancel"' in html
+    assert 'id="cancel"' in html
+    assert 'id="approve"' not in html
     applied = ApplyResult(
         run_id="r",
         plan_id="p",
