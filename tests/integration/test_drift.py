@@ -48,7 +48,8 @@ async def test_drift_behind_the_crews_back_is_found_announced_once_and_accepted(
     moto_endpoint: str,
 ) -> None:
     app = create_app(make_settings(database_url=database_url))
-    async with serve_app(app) as api:
+    # a drift check answers when terraform has refreshed the stack: allow for a busy machine
+    async with serve_app(app, timeout_s=600) as api:
         goal = example_goal(goal_id=f"drift-{secrets.token_hex(4)}")
         run_id = (await api.post("/v1/goals", json=goal)).json()["run_id"]
         await _run_state(api, run_id, "WAIT_FOR_APPROVE")
