@@ -1,12 +1,13 @@
 """Drift detection: has anything in a deployed stack changed behind the crew's back?
 
-A drift check runs `terraform plan -refresh-only` in the workspace of the stack's applied run,
-under the stack's lock (a check never runs beside an apply or a rollback of the same stack),
-and reads the plan's `resource_drift`: resources whose attributes changed, and resources
-deleted outside Terraform. Every check is recorded (the stack view shows the last one); a
-drift is announced once (OpsEvent `drift.detected` on the gate log and the bus, a metric, a
-warning), keyed by its fingerprint, so a daily check of an unchanged drift stays quiet, and a
-drift a human accepted (`drift.accepted`) is not announced again.
+A drift check plans the applied run's configuration again, in that run's workspace and under
+the stack's lock (a check never runs beside an apply or a rollback of the same stack): what
+the plan would change is what changed behind the crew's back (attributes that differ from
+the declared configuration, and resources deleted outside Terraform, which it would create
+again). The plan file is never applied by the check. Every check is recorded (the stack view shows
+the last one); a drift is announced once (OpsEvent `drift.detected` on the gate log and the bus, a
+metric, a warning), keyed by its fingerprint, so a daily check of an unchanged drift stays quiet,
+and a drift a human accepted (`drift.accepted`) is not announced again.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def describe_drift(report: DriftReport) -> str:
 
 
 async def check_drift(services: Services, stack_id: str, *, trigger: str) -> DriftReport:
-    """One refresh-only plan of a deployed stack; the report is recorded and, when new,
-    announced. Raises StackNotFoundError, StackConflictError (nothing deployed, or the stack
-    is held by a run), ToolError (terraform failed)."""
+    """One plan of a deployed stack's applied configuration (never applied); the report is recorded
+    and, when new, announced. Raises StackNotFoundError, StackConflictError (nothing deployed, or
+    the stack is held by a run), ToolError (terraform failed)."""
     key, runs = await find_stack(services, stack_id)
     if stack_status(runs) is not StackStatus.DEPLOYED:
         raise StackConflictError(
@@ -83,9 +84,9 @@ async def check_drift(services: Services, stack_id: str, *, trigger: str) -> Dri
             init = await ctx.terraform.init(workspace, backend_config=backend.init_config(key))
             if not init.ok:
                 raise ToolError(describe(init.errors, "terraform init failed"))
-            planned = await ctx.terraform.plan(workspace, DRIFT_PLAN, refresh_only=True)
+            planned = await ctx.terraform.plan(workspace, DRIFT_PLAN)
             if not planned.ok:
-                raise ToolError(describe(planned.errors, "terraform plan -refresh-only failed"))
+                raise ToolError(describe(planned.errors, "terraform plan failed"))
             doc = await ctx.terraform.show_plan(workspace, DRIFT_PLAN)
     except StackLockedError as exc:
         raise StackConflictError(stack_id, f"drift check not started: {exc}") from exc

@@ -111,8 +111,9 @@ class Settings(BaseSettings):
     drift_interval_s: float = Field(
         default=86400,
         ge=0,
-        description="How often each deployed stack is checked for drift (a refresh-only plan); "
-        "0 turns the scheduled check off (`crew drift` and the REST route still work).",
+        description="How often each deployed stack is checked for drift (a plan of its applied "
+        "configuration); 0 turns the scheduled check off (`crew drift` and the REST route "
+        "still work).",
     )
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,

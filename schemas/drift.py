@@ -1,4 +1,5 @@
-"""DriftReport: what a refresh-only plan found changed in a stack behind the crew's back."""
+"""DriftReport: what changed in a stack behind the crew's back (a plan of its applied
+configuration, never applied, shows it)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class DriftedResource(Contract):
 
 
 class DriftReport(Artifact):
-    """One drift check of one stack (a refresh-only plan against its applied configuration)."""
+    """One drift check of one stack (a plan of its applied configuration, never applied)."""
 
     artifact_name = "DriftReport"
 

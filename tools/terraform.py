@@ -350,10 +350,7 @@ class TerraformRunner:
         progress: Progress | None = None,
         *,
         destroy: bool = False,
-        refresh_only: bool = False,
     ) -> PlanOutcome:
-        """`refresh_only`: compare the state with the cloud only (drift), proposing no change
-        to the configuration's resources."""
         args = [
             "plan",
             "-json",
@@ -364,8 +361,6 @@ class TerraformRunner:
         ]
         if destroy:
             args.append("-destroy")
-        if refresh_only:
-            args.append("-refresh-only")
         result = await self._run(args, workdir, self.plan_timeout_s, progress, step="plan")
         diagnostics = _stream_diagnostics(result)
         # -detailed-exitcode: 0 no changes, 1 error, 2 changes present

@@ -151,20 +151,27 @@ _DRIFT_DEPTH = 2
 
 
 def drifted_resources(plan: Mapping[str, Any]) -> list[DriftedResource]:
-    """The `resource_drift` of a (refresh-only) plan's JSON: what changed outside Terraform."""
+    """What differs between the declared configuration and the cloud, from a plan's JSON.
+
+    Drift is read from the plan's `resource_changes` (what applying the same configuration
+    again would change), not from its `resource_drift`: right after an apply a refresh fills
+    computed attributes that other resources of the stack set (a bucket's `versioning` from
+    `aws_s3_bucket_versioning`), which is no change anyone made. A resource the plan would
+    create again was deleted outside Terraform.
+    """
     drifted: list[DriftedResource] = []
-    for item in plan.get("resource_drift") or []:
+    for item in plan.get("resource_changes") or []:
         if not isinstance(item, Mapping) or item.get("mode", "managed") != "managed":
             continue
         change = item.get("change") or {}
-        actions = change.get("actions") or []
-        if "delete" in actions:
+        actions = set(change.get("actions") or [])
+        if actions == {"create"}:
             action, attributes = DriftAction.DELETE, []
-        elif "update" in actions:
+        elif actions & {"update", "delete"}:
             action = DriftAction.UPDATE
             attributes = sorted(_changed(change.get("before"), change.get("after")))[:200]
         else:
-            continue
+            continue  # no-op, read
         drifted.append(
             DriftedResource(
                 address=str(item.get("address", "")),

@@ -53,8 +53,8 @@ _DRIFT_ERRORS: dict[int | str, dict[str, Any]] = {
 async def post_drift_check(
     stack_id: str, services: ServicesDep, submitter: Submitter
 ) -> DriftReport:
-    """Check the deployed stack for drift now (submitter role): a refresh-only plan under the
-    stack's lock.
+    """Check the deployed stack for drift now (submitter role): a plan of its applied
+    configuration under the stack's lock, never applied.
 
     A drift found for the first time is announced (OpsEvent `drift.detected`, gate log)."""
     return await check_drift(services, stack_id, trigger=f"rest:{submitter.name}")

@@ -407,9 +407,9 @@ def drift_command(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a deployed stack for drift now: a refresh-only plan of its applied run, under the
-    stack's lock. Changes made behind the crew's back are listed (changed attributes, deleted
-    resources) and announced once on the gate log and the bus.
+    """Check a deployed stack for drift now: a plan of its applied configuration (never applied),
+    under the stack's lock. Changes made behind the crew's back are listed (changed attributes,
+    deleted resources) and announced once on the gate log and the bus.
 
     Exit 0 no drift (or accepted), 1 drift found, 2 unknown stack, 4 nothing deployed or the
     stack is held by a run.

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from crew.drift import fingerprint
 from crew.stacks import group_stacks, outcome_of, stack_key, stack_status
 from graph.state import run_outcome, summarize
 from memory.runs import RunRecord
 from schemas.apply import ApplyResult, Operation
+from schemas.drift import DriftAction
 from schemas.goal import GoalStatement
 from schemas.stack import RunOutcome, StackStatus
 from schemas.states import ConductorState
@@ -21,6 +23,7 @@ from tests.conftest import example_goal
 from tools.backend import StateBackend
 from tools.stack import StackKey
 from tools.state import SENSITIVE, parse_state, read_stack_state
+from tools.terraform_output import drifted_resources
 
 T0 = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
@@ -216,3 +219,79 @@ async def test_a_remote_state_is_pulled_in_the_stack_workspace(tmp_path: Path) -
     assert state.outputs["bucket"] == "crew-1234-logs"
     with pytest.raises(FileNotFoundError):
         await read_stack_state(backend, StackKey("g1", "eu-west-1"), puller, None)
+
+
+PLAN_WITH_DRIFT = {
+    "resource_drift": [
+        # filled by a sibling resource after the apply: not what the check reports
+        {
+            "address": "aws_s3_bucket.objects",
+            "mode": "managed",
+            "type": "aws_s3_bucket",
+            "change": {"actions": ["update"], "before": {"versioning": []}, "after": {}},
+        }
+    ],
+    "resource_changes": [
+        {
+            "address": "aws_s3_bucket.objects",
+            "mode": "managed",
+            "type": "aws_s3_bucket",
+            "change": {
+                "actions": ["update"],
+                "before": {"tags": {"team": "platform", "owner": "mallory"}, "tags_all": None},
+                "after": {"tags": {"team": "platform"}, "tags_all": {}},
+            },
+        },
+        {
+            "address": "aws_s3_bucket_public_access_block.objects",
+            "mode": "managed",
+            "type": "aws_s3_bucket_public_access_block",
+            "change": {"actions": ["create"], "before": None, "after": {"block_public_acls": True}},
+        },
+        {
+            "address": "aws_security_group.app",
+            "mode": "managed",
+            "type": "aws_security_group",
+            "change": {
+                "actions": ["delete", "create"],
+                "before": {"name": "a", "ingress": [{"from_port": 22}]},
+                "after": {"name": "a", "ingress": []},
+            },
+        },
+        {
+            "address": "aws_kms_key.stack",
+            "mode": "managed",
+            "type": "aws_kms_key",
+            "change": {"actions": ["no-op"], "before": {}, "after": {}},
+        },
+        {
+            "address": "data.aws_caller_identity.me",
+            "mode": "data",
+            "type": "aws_caller_identity",
+            "change": {"actions": ["read"]},
+        },
+    ],
+}
+
+
+def test_drift_is_what_applying_the_declared_configuration_again_would_change() -> None:
+    drifted = {r.address: r for r in drifted_resources(PLAN_WITH_DRIFT)}
+    assert set(drifted) == {
+        "aws_s3_bucket.objects",
+        "aws_s3_bucket_public_access_block.objects",
+        "aws_security_group.app",
+    }
+    bucket = drifted["aws_s3_bucket.objects"]
+    # an added tag is named; null vs empty is not a change anyone made
+    assert (bucket.action, bucket.attributes) == (DriftAction.UPDATE, ["tags.owner"])
+    deleted = drifted["aws_s3_bucket_public_access_block.objects"]
+    assert (deleted.action, deleted.attributes) == (DriftAction.DELETE, [])
+    assert drifted["aws_security_group.app"].attributes == ["ingress"]
+    assert drifted_resources({}) == []
+
+
+def test_the_same_drift_has_the_same_fingerprint() -> None:
+    first = drifted_resources(PLAN_WITH_DRIFT)
+    assert fingerprint(first) == fingerprint(list(reversed(first)))
+    assert fingerprint(first) != fingerprint(first[:1])
+    assert fingerprint([]) == fingerprint([])
