@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import current_principal
 from api.errors import install_error_handlers
-from api.routes import audit, goals, health, metrics, runs, slack
+from api.routes import audit, goals, health, metrics, runs, slack, stacks
 from api.web import install_console
 from crew import __version__
 from crew.conductor import Conductor
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(goals.router, dependencies=[Depends(current_principal)])
     app.include_router(runs.router, dependencies=[Depends(current_principal)])
     app.include_router(audit.router, dependencies=[Depends(current_principal)])
+    app.include_router(stacks.router, dependencies=[Depends(current_principal)])
     app.include_router(slack.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

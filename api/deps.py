@@ -57,3 +57,4 @@ def require_role(role: Role) -> Callable[[Principal], Principal]:
 
 Viewer = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 Submitter = Annotated[Principal, Depends(require_role(Role.SUBMITTER))]
+Approver = Annotated[Principal, Depends(require_role(Role.APPROVER))]

@@ -15,6 +15,8 @@ from crew.errors import (
     ForbiddenError,
     RunConflictError,
     RunNotFoundError,
+    StackConflictError,
+    StackNotFoundError,
     StalePlanError,
     UnauthenticatedError,
 )
@@ -55,6 +57,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RunNotFoundError)
     async def _not_found(_: Request, exc: RunNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content=_body("run_not_found", str(exc)))
+
+    @app.exception_handler(StackNotFoundError)
+    async def _stack_not_found(_: Request, exc: StackNotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content=_body("stack_not_found", str(exc)))
+
+    @app.exception_handler(StackConflictError)
+    async def _stack_conflict(_: Request, exc: StackConflictError) -> JSONResponse:
+        return JSONResponse(status_code=409, content=_body("conflict", str(exc)))
 
     @app.exception_handler(RunConflictError)
     async def _conflict(_: Request, exc: RunConflictError) -> JSONResponse:

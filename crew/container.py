@@ -39,6 +39,7 @@ from graph.graph import build_graph
 from graph.state import RunState, project_run
 from memory.checkpointer import AuditingPostgresSaver
 from memory.db import Pool, open_pool, redact
+from memory.drift import DriftStore
 from memory.embedded import EmbeddedPostgres
 from memory.events import OutboxPublisher
 from memory.gate import GateStore
@@ -46,6 +47,7 @@ from memory.locks import StackLocks
 from memory.migrate import migrate
 from memory.runs import RunStore
 from memory.slack import SlackMessageStore
+from memory.stacks import StackStore
 from nodes.planners import Planner
 from nodes.planners.catalog import CatalogPlanner
 from sentinel.engine import Sentinel, SentinelTools
@@ -119,6 +121,10 @@ class Services:
     """Writes an OpsEvent to the Postgres outbox (the relay forwards it to the bus)."""
     metrics: CrewMetrics
     """This process's Prometheus registry and metric objects."""
+    stacks: StackStore
+    """What each goal deployed, read from its runs (crew/stacks.py)."""
+    drift: DriftStore
+    """Drift checks of deployed stacks (crew/drift.py)."""
 
 
 def build_terraform_runner(
@@ -372,6 +378,8 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
                 bus=bus,
                 events=events,
                 metrics=metrics,
+                stacks=StackStore(pool),
+                drift=DriftStore(pool),
             )
         finally:
             try:

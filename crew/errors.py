@@ -97,6 +97,20 @@ class RunNotFoundError(CrewError):
         self.run_id = run_id
 
 
+class StackNotFoundError(CrewError):
+    def __init__(self, stack_id: str) -> None:
+        super().__init__(f"no stack with id '{stack_id}' (crew stacks lists them)")
+        self.stack_id = stack_id
+
+
+class StackConflictError(CrewError):
+    """The stack cannot do what was asked now (nothing deployed to check, or locked by a run)."""
+
+    def __init__(self, stack_id: str, message: str) -> None:
+        super().__init__(message)
+        self.stack_id = stack_id
+
+
 class RunConflictError(CrewError):
     """The run exists but cannot do what was asked in its current state."""
 

@@ -64,6 +64,7 @@ METRICS: dict[str, str] = {
     "crew_bus_acked_total": "deliveries acknowledged (`bus`, `group`)",
     "crew_bus_ack_errors_total": "acknowledgements that failed (`bus`, `group`)",
     "crew_bus_rejected_total": "messages dropped because they were not valid OpsEvents",
+    "crew_drift_checks_total": "drift checks of deployed stacks (`result`: drifted or clean)",
 }
 
 #: Metrics that stay at zero while all is well (alerts, not activity).
@@ -206,6 +207,9 @@ class CrewMetrics:
         self.sla_breaches = Counter(
             "crew_rollback_sla_breaches", doc("crew_rollback_sla_breaches"), ["trigger"], registry=r
         )
+        self.drift_checks = Counter(
+            "crew_drift_checks", doc("crew_drift_checks"), ["result"], registry=r
+        )
         self.published_events = Counter(
             "crew_bus_published", doc("crew_bus_published"), ["bus"], registry=r
         )
@@ -296,6 +300,9 @@ class CrewMetrics:
     def rollback_sla_breached(self, trigger: RollbackTrigger) -> None:
         """One rollback missed its SLA; the caller makes sure it is counted once."""
         self.sla_breaches.labels(trigger=trigger).inc()
+
+    def drift_checked(self, drifted: bool) -> None:
+        self.drift_checks.labels(result="drifted" if drifted else "clean").inc()
 
     # -- what the cluster looks like ----------------------------------------------------------
 

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         default=3600, gt=0, description="How often the retention job runs."
     )
+    drift_interval_s: float = Field(
+        default=86400,
+        ge=0,
+        description="How often each deployed stack is checked for drift (a plan of its applied "
+        "configuration); 0 turns the scheduled check off (`crew drift` and the REST route "
+        "still work).",
+    )
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens with a principal and a role, each "

@@ -25,6 +25,7 @@ from langgraph.types import Command
 
 from crew.conductor import Conductor, Role
 from crew.container import Services
+from crew.drift import drift_loop
 from crew.errors import BusError
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
@@ -242,6 +243,8 @@ class Worker:
         # The gate's jobs (approval expiry, rollback SLA) and the Slack notifier run beside the
         # runs, never inside them: a slow Slack cannot hold up a run.
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
+        if self.settings.drift_interval_s > 0:
+            helpers.append(asyncio.create_task(drift_loop(self.services, stop)))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))

@@ -28,8 +28,10 @@ from schemas.build import BuildStatus
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
+from schemas.stack import RunOutcome
 from schemas.states import ConductorState
 from schemas.validation import ValidationReport
+from tools.stack import StackKey
 
 
 def merge_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
@@ -130,6 +132,7 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
         summary["plan_id"] = plan.plan_id
         summary["components"] = len(plan.components)
         summary["forecast_monthly_usd"] = round(plan.budget.forecast_monthly_usd, 2)
+        summary["stack_id"] = StackKey.of(plan).id
     build = values.get("build")
     if isinstance(build, BuildStatus):
         summary["plan_changes"] = {
@@ -142,7 +145,26 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
         summary["verdict"] = validation.verdict.value
     if values.get("error"):
         summary["error"] = values["error"]
+    if "conductor_state" in values:
+        summary["outcome"] = run_outcome(values).value
     return summary
+
+
+def run_outcome(values: Mapping[str, Any]) -> RunOutcome:
+    """What the run did to the cloud, from its apply and rollback results and its state."""
+    state = ConductorState(values.get("conductor_state", ConductorState.PENDING))
+    applied, undone = values.get("apply_result"), values.get("rollback_result")
+    if isinstance(undone, ApplyResult) and state is not ConductorState.ROLLBACK:
+        return RunOutcome.ROLLED_BACK if undone.ok else RunOutcome.ROLLBACK_FAILED
+    if isinstance(applied, ApplyResult) and state is not ConductorState.ROLLBACK:
+        if applied.ok:
+            return RunOutcome.APPLIED
+        if state is ConductorState.FAILED:
+            return RunOutcome.ROLLBACK_FAILED
+        return RunOutcome.APPLY_FAILED
+    if state.is_terminal:
+        return RunOutcome.NOT_APPLIED
+    return RunOutcome.IN_PROGRESS
 
 
 def project_run(thread_id: str, values: Mapping[str, Any]) -> Projection | None:

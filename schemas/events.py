@@ -39,6 +39,9 @@ class EventType(StrEnum):
     APPROVAL_REFUSED = "approval.refused"
     APPROVAL_EXPIRED = "approval.expired"
     ROLLBACK_SLA_BREACHED = "rollback.sla_breached"
+    # -- day 2: stacks changed behind the crew's back (crew/drift.py) -----------------------
+    DRIFT_DETECTED = "drift.detected"
+    DRIFT_ACCEPTED = "drift.accepted"
     # -- the run queue (not a transition: it hands a run to a worker through the bus) -------
     RUN_READY = "run.ready"
 

@@ -7,6 +7,7 @@ from schemas.approval import ApprovalDecision, ApprovalRequest
 from schemas.audit import AuditRecord
 from schemas.base import Artifact
 from schemas.build import BuildStatus
+from schemas.drift import DriftReport
 from schemas.events import Heartbeat, OpsEvent
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
@@ -27,5 +28,6 @@ ARTIFACTS: dict[str, type[Artifact]] = {
         OpsEvent,
         Heartbeat,
         AuditRecord,
+        DriftReport,
     )
 }

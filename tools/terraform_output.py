@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.build import Diagnostic, DiagnosticSeverity
+from schemas.drift import DriftAction, DriftedResource
 from tools.process import ProcessResult
 
 
@@ -142,3 +143,60 @@ def _apply_outcome(result: ProcessResult) -> ApplyOutcome:
         destroyed=destroyed,
         outputs=outputs,
     )
+
+
+#: Nested attributes are named down to this depth ('tags.team'); deeper changes name their
+#: parent ('policy' for a changed statement inside it).
+_DRIFT_DEPTH = 2
+
+
+def drifted_resources(plan: Mapping[str, Any]) -> list[DriftedResource]:
+    """What differs between the declared configuration and the cloud, from a plan's JSON.
+
+    Drift is read from the plan's `resource_changes` (what applying the same configuration
+    again would change), not from its `resource_drift`: right after an apply a refresh fills
+    computed attributes that other resources of the stack set (a bucket's `versioning` from
+    `aws_s3_bucket_versioning`), which is no change anyone made. A resource the plan would
+    create again was deleted outside Terraform.
+    """
+    drifted: list[DriftedResource] = []
+    for item in plan.get("resource_changes") or []:
+        if not isinstance(item, Mapping) or item.get("mode", "managed") != "managed":
+            continue
+        change = item.get("change") or {}
+        actions = set(change.get("actions") or [])
+        if actions == {"create"}:
+            action, attributes = DriftAction.DELETE, []
+        elif actions & {"update", "delete"}:
+            action = DriftAction.UPDATE
+            attributes = sorted(_changed(change.get("before"), change.get("after")))[:200]
+        else:
+            continue  # no-op, read
+        drifted.append(
+            DriftedResource(
+                address=str(item.get("address", "")),
+                type=str(item.get("type", "")),
+                action=action,
+                attributes=attributes,
+            )
+        )
+    return drifted
+
+
+def _changed(before: Any, after: Any, path: tuple[str, ...] = ()) -> set[str]:
+    """Dotted names of what differs; maps are walked down to `_DRIFT_DEPTH` levels."""
+    if before == after:
+        return set()
+    if isinstance(before, Mapping) and isinstance(after, Mapping) and len(path) < _DRIFT_DEPTH:
+        names: set[str] = set()
+        for key in set(before) | set(after):
+            old, new = before.get(key), after.get(key)
+            if old == new or (_blank(old) and _blank(new)):
+                continue  # absent vs null vs empty: not a change anyone made
+            names |= _changed(old, new, (*path, str(key)))
+        return names
+    return {".".join(path) or "(resource)"}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == {} or value == [] or value == ""

@@ -26,8 +26,10 @@ from crew.audit import AUDIT_COLUMNS, MAX_LIMIT, FilterText, csv_chunks, json_ch
 from crew.container import Services
 from crew.inputs import InputError, Problem
 from crew.service import run_detail
+from crew.stacks import list_stacks, stack_detail
 from memory.audit import AuditLog
 from schemas.audit_query import AUDIT_EVENTS, AuditOrder
+from schemas.stack import StackStatus
 from schemas.states import ConductorState
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -81,6 +83,30 @@ async def runs_page(
     counts = await services.runs.count_by_state()
     states = [(s, counts.get(s, 0)) for s in _STATES]
     return page(request, visitor, "runs.html", {**context, "states": states})
+
+
+_STACK_TONES = {
+    StackStatus.PLANNED.value: "wait",
+    StackStatus.DEPLOYED.value: "ok",
+    StackStatus.ROLLED_BACK.value: "warn",
+    StackStatus.NEEDS_ATTENTION.value: "bad",
+}
+
+
+@router.get("/stacks")
+async def stacks_page(request: Request, services: ServicesDep, visitor: SignedIn) -> Response:
+    """Every stack with its status: deployed, rolled back, needs attention, or only planned."""
+    stacks = await list_stacks(services)
+    return page(request, visitor, "stacks.html", {"stacks": stacks, "tones": _STACK_TONES})
+
+
+@router.get("/stacks/{stack_id}")
+async def stack_page(
+    stack_id: str, request: Request, services: ServicesDep, visitor: SignedIn
+) -> Response:
+    """One stack: its runs, and the resources and outputs its state holds now."""
+    stack = await stack_detail(services, stack_id)
+    return page(request, visitor, "stack.html", {"stack": stack, "tones": _STACK_TONES})
 
 
 @router.get("/fragments/runs")

@@ -31,6 +31,8 @@ from crew.errors import (
     ForbiddenError,
     RunConflictError,
     RunNotFoundError,
+    StackConflictError,
+    StackNotFoundError,
     StalePlanError,
 )
 from crew.inputs import InputError, problems_from_errors
@@ -126,6 +128,8 @@ async def _answer(request: Request, exc: Exception) -> Response:
         )
     if isinstance(exc, RunNotFoundError):
         return error_page(request, 404, "No such run", str(exc))
+    if isinstance(exc, StackNotFoundError):
+        return error_page(request, 404, "No such stack", str(exc))
     if isinstance(exc, ForbiddenError):
         return error_page(request, 403, "Not allowed", str(exc))
     if isinstance(exc, RequestValidationError | InputError):
@@ -134,7 +138,7 @@ async def _answer(request: Request, exc: Exception) -> Response:
         )
         text = "; ".join(str(p) for p in problems) or "the request is malformed"
         return error_page(request, 422, "Bad request", text)
-    if isinstance(exc, RunConflictError | StalePlanError):
+    if isinstance(exc, RunConflictError | StalePlanError | StackConflictError):
         return error_page(request, 409, "Not possible now", str(exc))
     if isinstance(exc, DatabaseError):
         logger.error("console: database error: %s", exc)

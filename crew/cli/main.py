@@ -9,6 +9,7 @@ refused (the actor is not in CREW_APPROVERS).
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -19,15 +20,27 @@ from pydantic import ValidationError
 from crew.cli.audit import AUDIT_HELP, audit_command
 from crew.cli.forge import build_command
 from crew.cli.memory import memory_app
-from crew.cli.render import err, out, print_json, print_run, runs_table
+from crew.cli.render import (
+    err,
+    out,
+    print_drift,
+    print_json,
+    print_run,
+    print_stack,
+    runs_table,
+    stacks_table,
+)
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
 from crew.container import Services, open_services
+from crew.drift import accept_drift, check_drift
 from crew.errors import (
     CrewError,
     GateRefusedError,
     RunConflictError,
     RunNotFoundError,
+    StackConflictError,
+    StackNotFoundError,
     StalePlanError,
 )
 from crew.gate.actions import Identity, act
@@ -35,9 +48,12 @@ from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.logs import configure_logging
 from crew.service import run_detail, submit_goal
 from crew.settings import Settings
+from crew.stacks import list_stacks, stack_detail
 from crew.worker import Worker
 from schemas.approval import Channel, Decision
+from schemas.drift import DriftReport
 from schemas.run import RunDetail
+from schemas.stack import StackStatus
 from schemas.states import ACTIVE_STATES, ConductorState
 
 app = typer.Typer(
@@ -90,9 +106,9 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
             err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
             err.print(f"  fix: {problem.fix}")
         raise typer.Exit(2) from exc
-    except RunNotFoundError as exc:
+    except (RunNotFoundError, StackNotFoundError) as exc:
         fail(2, str(exc))
-    except (RunConflictError, StalePlanError) as exc:
+    except (RunConflictError, StalePlanError, StackConflictError) as exc:
         fail(4, str(exc))
     except GateRefusedError as exc:
         fail(5, str(exc))
@@ -373,6 +389,74 @@ def list_runs(
         print_json(summaries)
     else:
         out.print(runs_table(summaries))
+
+
+@app.command("stacks")
+def stacks_command(as_json: JsonOpt = False) -> None:
+    """List stacks (what each goal deployed): status, latest run, forecast against budget.
+
+    A stack is a goal in a region; `crew stack STACK_ID` shows its runs, resources and outputs.
+    """
+    settings = load_settings()
+    configure_logging("WARNING")
+    summaries = run_async(_with_services(settings, list_stacks))
+    if as_json:
+        print_json(summaries)
+    else:
+        out.print(stacks_table(summaries))
+
+
+@app.command("stack")
+def stack_command(stack_id: str, as_json: JsonOpt = False) -> None:
+    """Show one stack: its runs (newest first), and the resources and outputs in its state.
+
+    Exit 0 when deployed or rolled back cleanly, 1 when it needs attention (a failed apply or
+    rollback), 2 for an unknown stack id.
+    """
+    settings = load_settings()
+    configure_logging("WARNING")
+    detail = run_async(_with_services(settings, lambda s: stack_detail(s, stack_id)))
+    if as_json:
+        print_json(detail)
+    else:
+        print_stack(detail)
+    raise typer.Exit(1 if detail.status is StackStatus.NEEDS_ATTENTION else 0)
+
+
+@app.command("drift")
+def drift_command(
+    stack_id: str,
+    accept: Annotated[
+        bool,
+        typer.Option("--accept", help="Accept the drift found last (recorded with --actor)."),
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="Who accepts (default: your user name).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a deployed stack for drift now: a plan of its applied configuration (never applied),
+    under the stack's lock. Changes made behind the crew's back are listed (changed attributes,
+    deleted resources) and announced once on the gate log and the bus.
+
+    Exit 0 no drift (or accepted), 1 drift found, 2 unknown stack, 4 nothing deployed or the
+    stack is held by a run.
+    """
+    settings = load_settings()
+    configure_logging("WARNING")
+    who = actor or getpass.getuser()
+
+    async def body(services: Services) -> DriftReport:
+        if accept:
+            return await accept_drift(services, stack_id, actor=f"cli:{who}")
+        return await check_drift(services, stack_id, trigger=f"cli:{who}")
+
+    report = run_async(_with_services(settings, body))
+    if as_json:
+        print_json(report)
+    else:
+        print_drift(report, accepted=accept)
+    raise typer.Exit(1 if report.drifted and not accept else 0)
 
 
 @app.command()

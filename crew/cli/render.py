@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from schemas.drift import DriftReport
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.run import RunDetail, RunSummary
+from schemas.stack import StackDetail, StackStatus, StackSummary
 from schemas.states import ConductorState
 
 out = Console(highlight=False)
@@ -42,6 +44,101 @@ def state_text(state: ConductorState) -> str:
     return f"[{style}]{state.value}[/{style}]"
 
 
+def run_state_text(run: RunSummary) -> str:
+    """The state, and for a run that ended what it did to the cloud: `DONE` alone does not
+    say whether the apply stands or was rolled back."""
+    outcome = run.summary.get("outcome")
+    if run.state.is_terminal and outcome and outcome != "in progress":
+        return f"{state_text(run.state)} ({outcome})"
+    return state_text(run.state)
+
+
+_STACK_STYLE = {
+    StackStatus.DEPLOYED: "green",
+    StackStatus.ROLLED_BACK: "yellow",
+    StackStatus.NEEDS_ATTENTION: "bold red",
+    StackStatus.PLANNED: "cyan",
+}
+
+
+def _money(value: float | None) -> str:
+    return f"${value:,.2f}" if value is not None else "-"
+
+
+def stacks_table(stacks: list[StackSummary]) -> Table:
+    table = Table(title=f"{len(stacks)} stack(s)", show_lines=False)
+    for column in ("stack", "status", "title", "latest run", "runs", "forecast / budget"):
+        table.add_column(column, no_wrap=column in ("stack", "latest run"))
+    for s in stacks:
+        style = _STACK_STYLE[s.status]
+        table.add_row(
+            s.stack_id,
+            f"[{style}]{s.status.value}[/{style}]",
+            s.title,
+            f"{s.latest_run_id} {s.latest_state.value}",
+            str(s.runs),
+            f"{_money(s.forecast_monthly_usd)} / {_money(s.budget_monthly_usd)}",
+        )
+    return table
+
+
+def print_stack(stack: StackDetail) -> None:
+    style = _STACK_STYLE[stack.status]
+    out.print(
+        f"[bold]{stack.title}[/bold]  [{style}]{stack.status.value}[/{style}]", soft_wrap=True
+    )
+    out.print(
+        f"stack {stack.stack_id}  goal {stack.goal_id}  region {stack.region}", soft_wrap=True
+    )
+    out.print(
+        f"forecast {_money(stack.forecast_monthly_usd)}/month of "
+        f"{_money(stack.budget_monthly_usd)}  state {stack.state_location}",
+        soft_wrap=True,
+    )
+    runs = Table(title="runs (newest first)")
+    for column in ("run", "revision", "state", "outcome", "updated"):
+        runs.add_column(column, no_wrap=column == "run")
+    for r in stack.revisions:
+        runs.add_row(
+            r.run_id,
+            str(r.revision),
+            state_text(r.state),
+            r.outcome.value,
+            r.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(runs)
+    if stack.resources is None:
+        err.print(f"[yellow]{stack.state_error}[/yellow]", soft_wrap=True)
+        return
+    out.print(f"{len(stack.resources)} resource(s) in the state")
+    for resource in stack.resources:
+        out.print(f"  {resource.address}", soft_wrap=True, markup=False)
+    for name, value in stack.outputs.items():
+        out.print(f"output {name} = {value}", soft_wrap=True, markup=False)
+
+
+def print_drift(report: DriftReport, *, accepted: bool = False) -> None:
+    if accepted:
+        out.print(
+            f"drift of stack {report.stack_id} accepted ({len(report.resources)} resource(s))"
+        )
+    elif not report.drifted:
+        out.print(
+            f"[green]no drift[/green] in stack {report.stack_id} "
+            f"(run {report.run_id}, {report.duration_s:.1f}s)"
+        )
+        return
+    else:
+        out.print(
+            f"[bold red]drift[/bold red] in stack {report.stack_id}: "
+            f"{len(report.resources)} resource(s) differ from run {report.run_id}'s apply"
+        )
+    for r in report.resources:
+        what = "deleted outside Terraform" if r.action.value == "delete" else "changed"
+        attrs = f": {', '.join(r.attributes)}" if r.attributes else ""
+        out.print(f"  {r.address} {what}{attrs}", soft_wrap=True, markup=False)
+
+
 def runs_table(runs: list[RunSummary]) -> Table:
     table = Table(title=f"{len(runs)} run(s)", show_lines=False)
     for column in ("run", "state", "title", "requested by", "forecast / budget", "updated"):
@@ -58,7 +155,7 @@ def runs_table(runs: list[RunSummary]) -> Table:
         )
         table.add_row(
             r.run_id,
-            state_text(r.state),
+            run_state_text(r),
             r.title,
             r.requested_by or "-",
             money,

@@ -247,6 +247,25 @@ async def test_happy_path_applies_to_moto(api: httpx.AsyncClient, moto_endpoint:
     assert again.status_code == 409, again.text
     assert "already approved by local via rest" in again.json()["message"]
 
+    # the goal's stack: deployed, with what its state holds (REST and the console)
+    stacks = {s["goal_id"]: s for s in (await api.get("/v1/stacks")).json()}
+    stack = stacks[goal["goal_id"]]
+    assert (stack["status"], stack["latest_run_id"], stack["runs"]) == ("deployed", run_id, 1)
+    shown = (await api.get(f"/v1/stacks/{stack['stack_id']}")).json()
+    assert shown["outputs"]["objects_bucket"] == bucket
+    assert "aws_s3_bucket" in {r["type"] for r in shown["resources"]}
+    assert [(r["run_id"], r["outcome"]) for r in shown["revisions"]] == [(run_id, "applied")]
+    page = await api.get(f"/stacks/{stack['stack_id']}")
+    assert page.status_code == 200, page.text
+    assert "deployed" in page.text
+    assert "aws_s3_bucket." in page.text
+    listing = await api.get("/stacks")
+    assert stack["stack_id"] in listing.text
+    missing = await api.get("/v1/stacks/no-such-stack")
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["error"] == "stack_not_found"
+    assert (await api.get("/stacks/no-such-stack")).status_code == 404
+
     await wait_for_state(api, blocked_id, "BLOCKED")
     only_done = (await api.get("/v1/runs", params={"state": "DONE"})).json()
     assert [r["run_id"] for r in only_done] == [run_id]
@@ -277,6 +296,9 @@ async def test_happy_path_applies_to_moto(api: httpx.AsyncClient, moto_endpoint:
     )
     assert undone["artifacts"]["rollback_result"]["ok"] is True
     assert buckets_tagged(moto_endpoint, "crew-goal", goal["goal_id"]) == set()
+    assert undone["summary"]["outcome"] == "rolled back"
+    emptied = (await api.get(f"/v1/stacks/{stack['stack_id']}")).json()
+    assert (emptied["status"], emptied["resources"]) == ("rolled back", [])
     again = await api.post(f"/v1/runs/{run_id}/rollback")
     assert again.status_code == 409, again.text
 

@@ -270,6 +270,43 @@ def test_contract_files_are_current(cli_env: dict[str, str]) -> None:
     assert "up to date" in diagrams.stdout
 
 
+def test_stacks_show_what_the_goal_deployed(
+    cli_env: dict[str, str], approved_run: dict[str, Any]
+) -> None:
+    """`crew stacks` / `crew stack ID`: the applied run's stack, deployed, with the resources
+    and outputs its state holds (before test_rollback_of_a_done_run undoes it)."""
+    listed = crew(cli_env, "stacks", "--json")
+    assert_exit(listed, 0)
+    stacks = {s["goal_id"]: s for s in json.loads(listed.stdout)}
+    stack = stacks[approved_run["goal_id"]]
+    assert stack["status"] == "deployed"
+    assert stack["latest_run_id"] == approved_run["run_id"]
+    assert stack["region"] == approved_run["goal"]["region"]
+
+    shown = crew(cli_env, "stack", stack["stack_id"], "--json")
+    assert_exit(shown, 0)
+    detail = json.loads(shown.stdout)
+    assert [r["outcome"] for r in detail["revisions"]] == ["applied"]
+    bucket = approved_run["artifacts"]["apply_result"]["outputs"]["objects_bucket"]
+    assert detail["outputs"]["objects_bucket"] == bucket
+    types = {r["type"] for r in detail["resources"]}
+    assert "aws_s3_bucket" in types
+    assert len(detail["resources"]) >= approved_run["artifacts"]["build"]["plan"]["create"]
+
+    human = crew(cli_env, "stack", stack["stack_id"])
+    assert_exit(human, 0)
+    assert "deployed" in human.stdout
+    assert "aws_s3_bucket." in human.stdout
+
+    runs = crew(cli_env, "runs")
+    assert_exit(runs, 0)
+    assert "DONE (applied)" in runs.stdout
+
+    unknown = crew(cli_env, "stack", "no-such-stack")
+    assert_exit(unknown, 2)
+    assert "no stack with id 'no-such-stack'" in unknown.stderr
+
+
 def test_rollback_of_a_done_run(
     cli_env: dict[str, str], approved_run: dict[str, Any], moto_endpoint: str
 ) -> None:
@@ -300,6 +337,17 @@ def test_rollback_of_a_done_run(
     assert "already rolled back" in again.stderr
     unknown = crew(cli_env, "rollback", "no-such-run")
     assert_exit(unknown, 2)
+
+    # what is listed tells the truth: DONE, but rolled back; the stack's state is empty
+    runs = crew(cli_env, "runs")
+    assert_exit(runs, 0)
+    assert "DONE (rolled back)" in runs.stdout
+    stacks = {s["goal_id"]: s for s in json.loads(crew(cli_env, "stacks", "--json").stdout)}
+    stack = stacks[approved_run["goal_id"]]
+    assert stack["status"] == "rolled back"
+    emptied = json.loads(crew(cli_env, "stack", stack["stack_id"], "--json").stdout)
+    assert emptied["resources"] == []
+    assert [r["outcome"] for r in emptied["revisions"]] == ["rolled back"]
 
 
 def test_no_embedded_server_left_running(cli_env: dict[str, str], data_dir: Path) -> None:

@@ -29,6 +29,7 @@ from schemas.plan import BlockReason, DesignBlocked, PlanSpec
 from schemas.states import ACTIVE_STATES, TERMINAL_STATES, ConductorState
 from schemas.validation import ValidationReport, Verdict
 from tests.unit.support import ARTIFACT_EXAMPLES
+from tools.stack import StackKey
 
 S = ConductorState
 T0 = datetime(2026, 11, 24, 18, 24, 40, tzinfo=UTC)
@@ -355,6 +356,7 @@ def test_summarize_picks_the_numbers_a_run_list_shows(
         "plan_id": example_plan.plan_id,
         "components": 1,
         "forecast_monthly_usd": example_plan.budget.forecast_monthly_usd,
+        "stack_id": StackKey.of(example_plan).id,
         "plan_changes": {"create": 5, "update": 1, "delete": 0},
         "verdict": "FAIL",
         "error": "validation failed: budget",

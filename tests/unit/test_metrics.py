@@ -68,6 +68,7 @@ def observed() -> CrewMetrics:
     late = rollback_result(sla_met=False, failed_apply=True)
     m.observe_step("rollback", 30.0, {"rollback_result": late})
     m.rollback_sla_breached("apply_failure")  # the gate job's count (crew/gate/timers.py)
+    m.drift_checked(True)  # crew/drift.py
     m.observe_terraform("plan", 4.2, True)
     m.observe_checkov(1.5)
     m.published("redis", OpsEvent(type=EventType.PLAN_PENDING, at=AT))
