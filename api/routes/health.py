@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.deps import ServicesDep
 from crew.errors import CrewError
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    """`ready` or `not ready`, and each check's outcome (`ok`, or what is wrong)."""
+
+    status: str
+    checks: dict[str, str]
 
 
 @router.get("/healthz")
@@ -17,7 +25,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": Readiness, "description": "Every check passed."},
+        503: {"model": Readiness, "description": "A check failed: `checks` names it."},
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Postgres answers and terraform is where settings say; 503 names what is missing."""
     checks: dict[str, str] = {}
