@@ -194,9 +194,10 @@ async def test_json_sent_as_text_plain_is_415_saying_so(client: httpx.AsyncClien
         assert "text/plain" in body["message"]
         assert "application/json" in body["message"]
     untyped = await client.post("/goals", content=raw)
-    assert "without a Content-Type" in assert_error_body(untyped, 415, "unsupported_media_type")[
-        "message"
-    ]
+    assert (
+        "without a Content-Type"
+        in assert_error_body(untyped, 415, "unsupported_media_type")["message"]
+    )
     typed = await client.post("/goals", content=raw, headers={"content-type": "application/json"})
     assert typed.status_code == 200, typed.text
 
