@@ -75,7 +75,12 @@ class Contract(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable_text(cls, value: object) -> object:
-        problem = unstorable_text(value)
+        if isinstance(value, str):
+            problem = text_problem(value)
+        elif isinstance(value, Mapping | list | tuple | set | frozenset):
+            problem = unstorable_text(value)
+        else:  # numbers, enums, dates, and models (they checked their own fields)
+            return value
         if problem is not None:
             raise ValueError(f"{problem}; {STORABLE_TEXT_FIX}")
         return value
