@@ -7,11 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
 from api.deps import current_principal
-from api.errors import install_error_handlers
+from api.errors import ErrorBody, document_errors, install_error_handlers
+from api.guard import RequestGuard
 from api.routes import audit, goals, health, metrics, runs, slack, stacks
 from api.web import install_console
 from crew import __version__
@@ -21,6 +23,21 @@ from crew.settings import Settings
 from crew.worker import Worker
 
 logger = logging.getLogger(__name__)
+
+#: What a route behind a bearer token can answer besides its own statuses.
+_AUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No or unknown bearer token."}
+}
+
+
+def _guard(app: FastAPI, settings: Settings) -> None:
+    """The edge every request crosses first (api/guard.py), and the errors it documents."""
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+    )
+    install_error_handlers(app)
 
 
 def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
@@ -52,17 +69,18 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         summary="Goal in, reviewed Terraform out: design, build, validate, approve, apply.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    _guard(app, settings)
     # /v1 needs a bearer token (when tokens are configured); /slack verifies Slack's signature.
-    app.include_router(goals.router, dependencies=[Depends(current_principal)])
-    app.include_router(runs.router, dependencies=[Depends(current_principal)])
-    app.include_router(audit.router, dependencies=[Depends(current_principal)])
-    app.include_router(stacks.router, dependencies=[Depends(current_principal)])
+    for router in (goals.router, runs.router, audit.router, stacks.router):
+        app.include_router(
+            router, dependencies=[Depends(current_principal)], responses=_AUTHENTICATED
+        )
     app.include_router(slack.router)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    app.include_router(metrics.router, responses=_AUTHENTICATED)
     # The web console at / (session cookie + CSRF; the same tokens, roles and services).
     install_console(app, settings)
+    document_errors(app)
     return app
 
 
@@ -71,6 +89,6 @@ def create_metrics_app(services: Services) -> FastAPI:
     the API's, on services the worker already opened."""
     app = FastAPI(title="infra-crew worker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
-    install_error_handlers(app)
+    _guard(app, services.settings)
     app.include_router(metrics.router)
     return app

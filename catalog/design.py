@@ -62,11 +62,13 @@ class DesignProposal(BaseModel):
 
 def plan_tags(goal: GoalStatement, goal_id: str) -> dict[str, str]:
     required = goal.constraints.required_tags if goal.constraints else {}
+    # infra-crew's own tags last: the contract refuses them in required_tags, and even a goal
+    # built around the contract could not relabel a stack.
     return {
+        **required,
         "managed-by": MANAGED_BY,
         "crew-goal": goal_id[:256],
         "environment": goal.environment.value,
-        **required,
     }
 
 

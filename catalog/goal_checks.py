@@ -2,7 +2,8 @@
 
 No design can fix these: a region outside `allowed_regions` or the price table, prod with
 single-AZ availability, a static site with a database, targets beyond what the catalog can
-size, tags AWS refuses, or nothing to build at all.
+size, or nothing to build at all (tags AWS refuses are refused earlier, by the contract:
+schemas/goal.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from schemas.goal import (
 )
 
 C = ProblemCode
-RESERVED_TAGS = 3  # managed-by, crew-goal, environment
-MAX_TAGS = 50  # AWS's limit per resource
 
 
 def needs_multi_az(goal: GoalStatement) -> bool:
@@ -100,7 +99,6 @@ def _goal_problems(goal: GoalStatement) -> Iterator[Problem]:
             f"lower workload.expected_rps to <= {limit:g}, or split the workload",
         )
     yield from _store_sizes(workload)
-    yield from _tag_problems(goal)
     signals = read_signals(goal.description)
     if workload.kind is None and not kinds and signals.kind is None and not signals.stores:
         yield Problem(
@@ -129,24 +127,4 @@ def _store_sizes(workload: Workload) -> Iterator[Problem]:
             f"workload.data_stores[{i}].size_gb",
             f"{size:g} GB of {store.kind.value} is beyond the catalog's largest ({limit} GB)",
             f"lower size_gb to <= {limit}, or split the data",
-        )
-
-
-def _tag_problems(goal: GoalStatement) -> Iterator[Problem]:
-    tags = goal.constraints.required_tags if goal.constraints else {}
-    reserved = sorted(k for k in tags if k.lower().startswith("aws:"))
-    if reserved:
-        yield Problem(
-            C.TAGS,
-            "constraints.required_tags",
-            f"tag keys starting with 'aws:' are reserved by AWS: {', '.join(reserved)}",
-            "rename those tags",
-        )
-    if len(tags) + RESERVED_TAGS > MAX_TAGS:
-        yield Problem(
-            C.TAGS,
-            "constraints.required_tags",
-            f"{len(tags)} required tags plus infra-crew's {RESERVED_TAGS} exceed AWS's "
-            f"{MAX_TAGS} per resource",
-            f"require at most {MAX_TAGS - RESERVED_TAGS} tags",
         )

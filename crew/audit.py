@@ -102,7 +102,10 @@ def parse_instant(text: str, now: datetime) -> datetime:
         return now
     age = _AGE.match(value)
     if age:
-        return now - timedelta(seconds=float(age.group(1)) * _AGE_UNIT_S[age.group(2).lower()])
+        try:
+            return now - timedelta(seconds=float(age.group(1)) * _AGE_UNIT_S[age.group(2).lower()])
+        except OverflowError:  # an age beyond datetime's range (year 1)
+            raise ValueError(f"'{text}' is further back than any time") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

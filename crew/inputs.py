@@ -125,6 +125,17 @@ def parse_goal(data: bytes | str) -> GoalStatement:
             [Problem(field="", problem=f"not valid JSON: {exc}", fix="send a JSON object")],
             "goal",
         ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            [
+                Problem(
+                    field="",
+                    problem="the JSON is nested too deeply to read",
+                    fix="send a GoalStatement object: it is only a few levels deep",
+                )
+            ],
+            "goal",
+        ) from exc
     if not isinstance(raw, dict):
         raise InputError(
             [

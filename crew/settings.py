@@ -131,6 +131,21 @@ class Settings(BaseSettings):
         "one (and binding beyond loopback requires them, hashed).",
     )
 
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest request body the HTTP server reads (bytes, default 1 MiB); a "
+        "larger one, declared or chunked, is refused with 413 before it is parsed.",
+    )
+    request_timeout_s: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Longest an HTTP request may take before its answer starts (seconds); "
+        "then 503. A stream already started (an audit export) is not cut.",
+    )
+
     # -- Atlas, the architect (planner choice and the LLM endpoint) -----------------------
     planner: Literal["auto", "catalog", "llm"] = Field(
         default="auto",

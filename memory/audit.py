@@ -86,13 +86,16 @@ class AuditCursor:
             run_id, seq, fingerprint = data["r"], data["s"], data["f"]
             if not (
                 isinstance(run_id, str)
+                and "\x00" not in run_id
                 and isinstance(seq, int)
+                and 0 <= seq < 2**31  # the column's range: a larger one is not a row's
                 and isinstance(fingerprint, str)
                 and at.tzinfo is not None
                 and started.tzinfo is not None
             ):
                 raise ValueError("malformed cursor")
-        except (ValueError, KeyError, TypeError) as exc:  # binascii.Error is a ValueError
+        # binascii.Error is a ValueError; RecursionError: JSON nested deeper than any cursor
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValueError("not a cursor this service issued (edited or truncated?)") from exc
         return cls(AuditKey(at, run_id, seq), started, fingerprint)
 

@@ -30,13 +30,13 @@ class ApplyResult(Artifact):
     plan_id: str
     operation: Operation
     ok: bool
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict, max_length=1000)
     resources: ResourceCounts = Field(default_factory=ResourceCounts)
     started_at: datetime
     finished_at: datetime
     duration_s: float = Field(ge=0)
     error: str | None = None
-    diagnostics: list[Diagnostic] = Field(default_factory=list)
+    diagnostics: list[Diagnostic] = Field(default_factory=list, max_length=10_000)
     # -- rollback bookkeeping (Forge v0) -----------------------------------------------------
     state_snapshot: str | None = Field(
         default=None, description="File holding the state pulled just before the apply."

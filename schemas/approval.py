@@ -40,7 +40,7 @@ class ApprovalRequest(Artifact):
     create: int = Field(ge=0)
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
-    top_findings: list[str] = Field(default_factory=list)
+    top_findings: list[str] = Field(default_factory=list, max_length=100)
 
 
 class ApprovalDecision(Artifact):

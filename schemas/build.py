@@ -28,7 +28,7 @@ class Diagnostic(Contract):
 class ResourceChange(Contract):
     address: str
     type: str
-    actions: list[str] = Field(description="Terraform's actions, e.g. ['create'].")
+    actions: list[str] = Field(max_length=10, description="Terraform's actions, e.g. ['create'].")
 
 
 class PlanChangeSummary(Contract):
@@ -36,7 +36,7 @@ class PlanChangeSummary(Contract):
     update: int = Field(default=0, ge=0)
     delete: int = Field(default=0, ge=0)
     replace: int = Field(default=0, ge=0)
-    resource_changes: list[ResourceChange] = Field(default_factory=list)
+    resource_changes: list[ResourceChange] = Field(default_factory=list, max_length=10_000)
 
 
 class BuildStatus(Artifact):
@@ -51,6 +51,6 @@ class BuildStatus(Artifact):
     plan_file_digest: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the plan file."
     )
-    errors: list[Diagnostic] = Field(default_factory=list)
-    warnings: list[Diagnostic] = Field(default_factory=list)
+    errors: list[Diagnostic] = Field(default_factory=list, max_length=10_000)
+    warnings: list[Diagnostic] = Field(default_factory=list, max_length=10_000)
     duration_s: float = Field(default=0, ge=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -60,6 +61,65 @@ def check_region(value: str) -> str:
 
 Region = Annotated[str, Field(min_length=1, max_length=32, examples=["eu-west-1"])]
 
+#: Tags infra-crew puts on every resource itself (provider `default_tags`): a goal may not set
+#: them, or a run could pass the gate wearing another goal's or environment's labels.
+RESERVED_TAG_KEYS: tuple[str, ...] = ("environment", "crew-goal", "managed-by")
+#: AWS allows 50 tags per resource; infra-crew's own take the first few.
+MAX_AWS_TAGS = 50
+MAX_REQUIRED_TAGS = MAX_AWS_TAGS - len(RESERVED_TAG_KEYS)
+#: Besides letters, digits and spaces, the characters AWS allows in tag keys and values.
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+TagKey = Annotated[str, Field(min_length=1, max_length=128)]
+TagValue = Annotated[str, Field(max_length=256)]
+
+
+def _tag_text_problem(text: str) -> str | None:
+    """AWS's rule for tag text: Unicode letters, digits and spaces, and `_ . : / = + - @`."""
+    bad = sorted(
+        {
+            ch
+            for ch in text
+            if ch not in _TAG_PUNCTUATION
+            and unicodedata.category(ch)[0] not in ("L", "N")
+            and ch != " "
+        }
+    )
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad[:5])
+        return f"has characters AWS does not allow in tags: {shown}"
+    return None
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """AWS's tag rules, and none of infra-crew's own keys; every problem in one message."""
+    problems: list[str] = []
+    reserved = [k for k in tags if k in RESERVED_TAG_KEYS]
+    if reserved:
+        problems.append(
+            f"{', '.join(repr(k) for k in reserved)} "
+            f"{'is a tag' if len(reserved) == 1 else 'are tags'} infra-crew sets itself "
+            f"(reserved: {', '.join(RESERVED_TAG_KEYS)})"
+        )
+    aws = [k for k in tags if k.lower().startswith("aws:")]
+    if aws:
+        problems.append(f"tag keys starting with 'aws:' are reserved by AWS: {', '.join(aws)}")
+    for key, value in tags.items():
+        if (problem := _tag_text_problem(key)) is not None:
+            problems.append(f"key {key!r} {problem}")
+        if (problem := _tag_text_problem(value)) is not None:
+            problems.append(f"value of {key!r} {problem}")
+    if problems:
+        raise ValueError(
+            "; ".join(problems[:1])
+            + "".join(f" (also: {p})" for p in problems[1:4])
+            + "; rename or drop those tags (keys: 1-128 and values: up to 256 letters, digits, "
+            "spaces and _ . : / = + - @; no 'aws:' prefix; not "
+            + ", ".join(RESERVED_TAG_KEYS)
+            + ")"
+        )
+    return tags
+
 
 class Budget(Contract):
     monthly_usd: float = Field(
@@ -83,16 +143,35 @@ class Workload(Contract):
 
 class Constraints(Contract):
     allowed_regions: list[Region] = Field(default_factory=list, max_length=50)
-    required_tags: dict[
-        Annotated[str, Field(min_length=1, max_length=128)],
-        Annotated[str, Field(max_length=256)],
-    ] = Field(default_factory=dict, max_length=50)
-    compliance: list[Compliance] = Field(default_factory=list)
+    required_tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=MAX_REQUIRED_TAGS,
+        description="Tags every resource must carry (AWS rules; not "
+        f"{', '.join(RESERVED_TAG_KEYS)}, which infra-crew sets).",
+    )
+    compliance: list[Compliance] = Field(
+        default_factory=list, max_length=len(Compliance), json_schema_extra={"uniqueItems": True}
+    )
 
     @field_validator("allowed_regions")
     @classmethod
     def _known_regions(cls, value: list[str]) -> list[str]:
         return [check_region(v) for v in value]
+
+    @field_validator("required_tags")
+    @classmethod
+    def _aws_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_tags(value)
+
+    @field_validator("compliance")
+    @classmethod
+    def _unique(cls, value: list[Compliance]) -> list[Compliance]:
+        repeated = sorted({c.value for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(
+                f"{', '.join(repeated)} listed more than once; list each requirement once"
+            )
+        return value
 
 
 class GoalStatement(Artifact):

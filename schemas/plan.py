@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemas.base import Artifact, Contract
-from schemas.goal import Availability, Environment, Region
+from schemas.goal import MAX_AWS_TAGS, Availability, Environment, Region, TagKey, TagValue
 
 ComponentName = Annotated[
     str,
@@ -25,8 +25,8 @@ class Component(Contract):
 
     type: CatalogType
     name: ComponentName
-    params: dict[str, Any] = Field(default_factory=dict)
-    depends_on: list[ComponentName] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    depends_on: list[ComponentName] = Field(default_factory=list, max_length=200)
 
 
 class CostLine(Contract):
@@ -44,7 +44,7 @@ class PlanBudget(Contract):
     forecast_monthly_usd: float = Field(ge=0)
     cap_monthly_usd: float = Field(gt=0, description="The goal's monthly budget.")
     brake_monthly_usd: float = Field(gt=0, description="80 % of the cap: above it, no apply.")
-    breakdown: list[CostLine] = Field(default_factory=list)
+    breakdown: list[CostLine] = Field(default_factory=list, max_length=1000)
     perf: PerfTargets = Field(default_factory=PerfTargets)
 
 
@@ -67,7 +67,9 @@ class Provenance(Contract):
     completion_tokens: int = Field(default=0, ge=0)
     attempts: int = Field(default=1, ge=1)
     retrieved: list[str] = Field(
-        default_factory=list, description="Ids of past plans or runbooks the planner was given."
+        default_factory=list,
+        max_length=200,
+        description="Ids of past plans or runbooks the planner was given.",
     )
 
 
@@ -86,9 +88,9 @@ class PlanSpec(Artifact):
     environment: Environment
     components: list[Component] = Field(min_length=1, max_length=200)
     budget: PlanBudget
-    risks: list[Risk] = Field(default_factory=list)
-    assumptions: list[str] = Field(default_factory=list)
-    tags: dict[str, str] = Field(default_factory=dict)
+    risks: list[Risk] = Field(default_factory=list, max_length=100)
+    assumptions: list[str] = Field(default_factory=list, max_length=100)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_AWS_TAGS)
     diagram: str = Field(description="Mermaid flowchart generated from the components.")
     diagram_svg: str | None = Field(
         default=None,
@@ -109,5 +111,5 @@ class DesignBlocked(Artifact):
     artifact_name = "DesignBlocked"
 
     goal_id: str = Field(min_length=1, max_length=200)
-    reasons: list[BlockReason] = Field(min_length=1)
+    reasons: list[BlockReason] = Field(min_length=1, max_length=100)
     attempts: int = Field(ge=1)

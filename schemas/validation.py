@@ -33,7 +33,7 @@ class ValidateRequest(Artifact):
     plan_file_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     region: str
     budget_monthly_usd: float = Field(gt=0)
-    required_tags: dict[str, str] = Field(default_factory=dict)
+    required_tags: dict[str, str] = Field(default_factory=dict, max_length=200)
     policy_file: str | None = None
 
 
@@ -56,6 +56,7 @@ class Finding(Contract):
     )
     sources: list[str] = Field(
         default_factory=list,
+        max_length=20,
         description="Where it was seen, e.g. ['hcl', 'plan'] for checkov on both inputs.",
     )
 
@@ -83,9 +84,11 @@ class ResourceCost(Contract):
 class CostReport(Contract):
     monthly_usd: float = Field(ge=0)
     source: str = Field(description='"builtin" price table or "infracost".')
-    per_resource: list[ResourceCost] = Field(default_factory=list)
+    per_resource: list[ResourceCost] = Field(default_factory=list, max_length=10_000)
     not_priced: list[str] = Field(
-        default_factory=list, description="Addresses with no price: never silently zero."
+        default_factory=list,
+        max_length=10_000,
+        description="Addresses with no price: never silently zero.",
     )
     previous_monthly_usd: float | None = Field(
         default=None,
@@ -97,6 +100,7 @@ class CostReport(Contract):
     )
     assumptions: list[str] = Field(
         default_factory=list,
+        max_length=1000,
         description="Usage assumed for usage-based prices (transfer, requests, storage).",
     )
 
@@ -113,7 +117,7 @@ class BudgetBrake(Contract):
     threshold_ratio: float = Field(default=0.8, gt=0, le=1)
     limit_monthly_usd: float = Field(gt=0)
     passed: bool
-    top_resources: list[ResourceCost] = Field(default_factory=list)
+    top_resources: list[ResourceCost] = Field(default_factory=list, max_length=1000)
 
 
 class ValidationReport(Artifact):
@@ -121,18 +125,23 @@ class ValidationReport(Artifact):
 
     plan_id: str
     verdict: Verdict
-    reasons: list[str] = Field(default_factory=list, description="Why FAIL (or notes on PASS).")
+    reasons: list[str] = Field(
+        default_factory=list, max_length=1000, description="Why FAIL (or notes on PASS)."
+    )
     checks_run: list[str] = Field(
-        description="Which checks this verdict rests on, so a reader knows what was not checked."
+        max_length=100,
+        description="Which checks this verdict rests on, so a reader knows what was not checked.",
     )
     findings: list[Finding] = Field(
-        default_factory=list, description="Most severe first; blocking before waived."
+        default_factory=list,
+        max_length=10_000,
+        description="Most severe first; blocking before waived.",
     )
     policy_file: str | None = Field(
         default=None, description="The org policy applied: a path, or None for the default."
     )
     cost: CostReport
-    policy: list[PolicyResult] = Field(default_factory=list)
+    policy: list[PolicyResult] = Field(default_factory=list, max_length=1000)
     budget_brake: BudgetBrake | None = Field(
         default=None,
         description="The hard 80 % brake; None only when no budget was given "

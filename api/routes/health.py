@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.deps import ServicesDep
 from crew.errors import CrewError
@@ -12,13 +13,26 @@ from tools.llm_probe import probe_endpoint
 router = APIRouter(tags=["health"])
 
 
+class Readiness(BaseModel):
+    """`ready` or `not ready`, and each check's outcome (`ok`, or what is wrong)."""
+
+    status: str
+    checks: dict[str, str]
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": Readiness, "description": "Every check passed."},
+        503: {"model": Readiness, "description": "A check failed: `checks` names it."},
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Postgres answers and terraform is where settings say; 503 names what is missing.
 

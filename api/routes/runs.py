@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import ErrorBody
@@ -13,6 +13,7 @@ from crew.gate.access import Principal
 from crew.gate.actions import Identity, act
 from crew.service import run_detail
 from schemas.approval import Channel, Decision
+from schemas.base import Contract
 from schemas.run import RunDetail, RunSummary
 from schemas.states import ConductorState
 
@@ -34,10 +35,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class DecisionBody(BaseModel):
-    """Why (optional). Who decides is the authenticated principal, never a body field."""
+#: The deepest page `GET /v1/runs` serves (keyset paging is the audit's; runs are few).
+MAX_OFFSET = 1_000_000
 
-    model_config = ConfigDict(extra="forbid")
+
+class DecisionBody(Contract):
+    """Why (optional). Who decides is the authenticated principal, never a body field.
+
+    A Contract: strict, and only text the audit can store."""
 
     reason: str | None = Field(default=None, max_length=2000, description="Recorded in the audit.")
     actor: str | None = Field(
@@ -67,7 +72,7 @@ async def list_runs(
     services: ServicesDep,
     state: ConductorState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[RunSummary]:
     """Newest first; filter by Conductor state."""
     records = await services.runs.list_runs(state=state, limit=limit, offset=offset)

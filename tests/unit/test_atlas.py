@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 from langgraph.runtime import Runtime
 
+from catalog.design import plan_tags
 from catalog.planner import design_for
 from catalog.prices import load_prices
 from catalog.validate import ProblemCode, validate_plan
@@ -28,7 +29,7 @@ from nodes.atlas import design, design_goal, plan_goal, with_svg
 from nodes.planners import Attempt, Proposal
 from nodes.planners.catalog import CatalogPlanner
 from schemas.events import EventType
-from schemas.goal import Environment, GoalStatement
+from schemas.goal import Constraints, Environment, GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.states import ConductorState
 from tests.unit.support import make_goal
@@ -95,10 +96,14 @@ def test_tags_include_required_tags_and_provenance() -> None:
     assert spec.tags["environment"] == "dev"
 
 
-def test_required_tags_win_over_defaults() -> None:
-    assert planned(constraints={"required_tags": {"environment": "sandbox"}}).tags[
-        "environment"
-    ] == ("sandbox")
+def test_required_tags_cannot_relabel_the_crews_own() -> None:
+    """The contract refuses them (tests/unit/test_goal_contract_property.py); a goal built
+    around it still cannot override them."""
+    goal = make_goal()
+    constraints = Constraints.model_construct(required_tags={"environment": "sandbox"})
+    spoofed = goal.model_copy(update={"constraints": constraints})
+    tags = plan_tags(spoofed, "goal-1")
+    assert (tags["environment"], tags["crew-goal"]) == ("dev", "goal-1")
 
 
 @pytest.mark.parametrize(
@@ -206,11 +211,6 @@ def test_when_the_recommended_design_is_too_dear_the_cheapest_one_is_planned() -
             {"workload": {"data_stores": [{"kind": "postgres", "size_gb": 60_000}]}},
             "workload.data_stores[0].size_gb",
             "16384",
-        ),
-        (
-            {"constraints": {"required_tags": {"aws:owner": "x"}}},
-            "constraints.required_tags",
-            "rename",
         ),
     ],
 )

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nodes.atlas import plan_goal
 from schemas.plan import PlanSpec
-from tests.unit.support import goal_dict, make_goal
+from tests.unit.support import make_goal
 from tools.hcl import Attr, Block, Ref, Value, quote, render_block, render_file, render_value
 from tools.workspace import render_workspace_files
 
@@ -94,10 +94,13 @@ def test_any_text_round_trips_as_a_literal(text: str) -> None:
 
 
 def test_hostile_tag_value_renders_as_a_literal() -> None:
+    """The goal contract refuses such tags (AWS's characters only); the renderer does not
+    rely on it: a plan carrying them (say from a future contract) still renders literals."""
     hostile = '${file("/etc/passwd")}'
-    data = goal_dict(constraints={"required_tags": {"team": hostile, "x": "%{ for a in b }"}})
-    plan = plan_goal(make_goal(**data), goal_id="run-1", plan_id="run-1-r1")
-    assert isinstance(plan, PlanSpec)
+    planned = plan_goal(make_goal(), goal_id="run-1", plan_id="run-1-r1")
+    assert isinstance(planned, PlanSpec)
+    tags = {**planned.tags, "team": hostile, "x": "%{ for a in b }"}
+    plan = planned.model_copy(update={"tags": tags})
     main = render_workspace_files(plan)["main.tf"]
     assert '"team"        = "$${file(\\"/etc/passwd\\")}"' in main
     # no directive anywhere, and the only interpolations are the templates' own plain
