@@ -30,6 +30,7 @@ from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.states import ConductorState
 from schemas.validation import ValidationReport
+from sentinel.forecast import forecast_summary
 
 
 def merge_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
@@ -129,7 +130,6 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(plan, PlanSpec):
         summary["plan_id"] = plan.plan_id
         summary["components"] = len(plan.components)
-        summary["forecast_monthly_usd"] = round(plan.budget.forecast_monthly_usd, 2)
     build = values.get("build")
     if isinstance(build, BuildStatus):
         summary["plan_changes"] = {
@@ -140,6 +140,12 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
     validation = values.get("validation")
     if isinstance(validation, ValidationReport):
         summary["verdict"] = validation.verdict.value
+    summary.update(
+        forecast_summary(
+            plan if isinstance(plan, PlanSpec) else None,
+            validation if isinstance(validation, ValidationReport) else None,
+        )
+    )
     if values.get("error"):
         summary["error"] = values["error"]
     return summary
