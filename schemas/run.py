@@ -31,7 +31,7 @@ class RunSummary(Contract):
         default_factory=dict,
         description="Forecast, budget, plan counts, verdict, as known. `forecast_monthly_usd` "
         "is the run's one cost figure: the terraform plan's as Sentinel priced it once "
-        'validated (`forecast_source` "plan", also `plan_forecast_monthly_usd`), else Atlas\'s '
+        'validated (`forecast_source` "validated", also `validated_monthly_usd`), else Atlas\'s '
         'design estimate (`forecast_source` "design"); `design_estimate_monthly_usd` keeps '
         "Atlas's.",
     )

@@ -18,18 +18,19 @@ from typing import Any, Literal
 from schemas.plan import PlanSpec
 from schemas.validation import ValidationReport
 
-ForecastSource = Literal["plan", "design"]
+ForecastSource = Literal["validated", "design"]
 
 #: Keys of a run's `summary` (REST `RunSummary.summary`) that carry its cost.
 FORECAST_KEY = "forecast_monthly_usd"
 """The run's figure: the plan's forecast when priced, else the design estimate."""
 SOURCE_KEY = "forecast_source"
-""""plan" (Sentinel, from the terraform plan) or "design" (Atlas's estimate)."""
-PLAN_FORECAST_KEY = "plan_forecast_monthly_usd"
+""""validated" (Sentinel, from the terraform plan) or "design" (Atlas's estimate)."""
+VALIDATED_KEY = "validated_monthly_usd"
+"""Sentinel's figure, as the audit's cost report calls it (`RunCost.validated_monthly_usd`)."""
 DESIGN_ESTIMATE_KEY = "design_estimate_monthly_usd"
 BUDGET_KEY = "budget_monthly_usd"
 
-_LABELS: dict[ForecastSource, str] = {"plan": "forecast", "design": "design estimate"}
+_LABELS: dict[ForecastSource, str] = {"validated": "forecast", "design": "design estimate"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def run_forecast(plan: PlanSpec | None, validation: ValidationReport | None) -> 
         brake = validation.budget_brake
         if budget is None and brake is not None:
             budget = brake.cap_monthly_usd
-        return RunForecast(round(validation.cost.monthly_usd, 2), "plan", budget)
+        return RunForecast(round(validation.cost.monthly_usd, 2), "validated", budget)
     if plan is not None:
         return RunForecast(round(plan.budget.forecast_monthly_usd, 2), "design", budget)
     return None
@@ -69,8 +70,8 @@ def forecast_summary(plan: PlanSpec | None, validation: ValidationReport | None)
         summary[DESIGN_ESTIMATE_KEY] = round(plan.budget.forecast_monthly_usd, 2)
     forecast = run_forecast(plan, validation)
     if forecast is not None:
-        if forecast.source == "plan":
-            summary[PLAN_FORECAST_KEY] = forecast.monthly_usd
+        if forecast.source == "validated":
+            summary[VALIDATED_KEY] = forecast.monthly_usd
         summary[FORECAST_KEY] = forecast.monthly_usd
         summary[SOURCE_KEY] = forecast.source
     return summary
@@ -82,7 +83,8 @@ def summary_forecast(summary: Mapping[str, Any]) -> RunForecast | None:
     value, budget = summary.get(FORECAST_KEY), summary.get(BUDGET_KEY)
     if not isinstance(value, int | float):
         return None
-    source: ForecastSource = "plan" if summary.get(SOURCE_KEY) == "plan" else "design"
+    validated = summary.get(SOURCE_KEY) == "validated"
+    source: ForecastSource = "validated" if validated else "design"
     return RunForecast(
         float(value), source, float(budget) if isinstance(budget, int | float) else None
     )

@@ -128,7 +128,7 @@ def _money(r: RunSummary) -> str:
     of_budget = f" / ${budget:,.2f}" if isinstance(budget, int | float) else ""
     if forecast is None:
         return f"-{of_budget}" if of_budget else "-"
-    label = "" if forecast.source == "plan" else " (design estimate)"
+    label = "" if forecast.source == "validated" else " (design estimate)"
     return f"${forecast.monthly_usd:,.2f}{of_budget}{label}"
 
 
@@ -190,7 +190,7 @@ def print_run(detail: RunDetail) -> None:
         for reason in v.reasons:
             out.print(f"  {reason}")
     forecast = run_forecast(a.plan, a.validation)
-    if forecast is not None and forecast.source == "plan":
+    if forecast is not None and forecast.source == "validated":
         cap = f" of ${forecast.budget_usd:,.2f}" if forecast.budget_usd else ""
         share = f" ({forecast.share:.0%})" if forecast.share is not None else ""
         source = a.validation.cost.source if a.validation else "builtin"

@@ -131,12 +131,14 @@ def render_message(
     # Atlas's design estimate, named as such (sentinel/forecast.py).
     forecast = run_forecast(plan, validation)
     if request is not None and (forecast is None or forecast.source == "design"):
-        forecast = RunForecast(request.forecast_monthly_usd, "plan", request.budget_monthly_usd)
+        forecast = RunForecast(
+            request.forecast_monthly_usd, "validated", request.budget_monthly_usd
+        )
     if forecast is not None and forecast.budget_usd:
-        heading = "Forecast vs budget" if forecast.source == "plan" else "Design estimate vs budget"
+        heading = "Forecast" if forecast.source == "validated" else "Design estimate"
+        usd, cap = forecast.monthly_usd, forecast.budget_usd
         fields.append(
-            f"*{heading}*\n${forecast.monthly_usd:,.2f} of ${forecast.budget_usd:,.2f} a month "
-            f"({forecast.monthly_usd / forecast.budget_usd:.0%})"
+            f"*{heading} vs budget*\n${usd:,.2f} of ${cap:,.2f} a month ({usd / cap:.0%})"[:2000]
         )
     if plan is not None:
         fields.append(f"*Where*\n{escape(plan.region)}, {plan.environment.value}")

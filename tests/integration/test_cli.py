@@ -172,7 +172,7 @@ def test_runs_prints_whole_run_ids_and_one_figure(
 
     listed = {r["run_id"]: r for r in json.loads(crew(cli_env, "runs", "--json").stdout)}
     summary = listed[waiting_run["run_id"]]["summary"]
-    assert (summary["forecast_monthly_usd"], summary["forecast_source"]) == (forecast, "plan")
+    assert (summary["forecast_monthly_usd"], summary["forecast_source"]) == (forecast, "validated")
     assert (
         summary["design_estimate_monthly_usd"]
         == (artifacts["plan"]["budget"]["forecast_monthly_usd"])

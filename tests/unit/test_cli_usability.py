@@ -40,7 +40,7 @@ def summaries() -> list[RunSummary]:
             created_at=T0,
             updated_at=T0,
             summary={"budget_monthly_usd": 50.0, "forecast_monthly_usd": 7.09}
-            | ({"forecast_source": "plan"} if i % 2 else {}),
+            | ({"forecast_source": "validated"} if i % 2 else {}),
         )
         for i, state in enumerate(
             [ConductorState.WAIT_FOR_APPROVE, ConductorState.IN_PROGRESS, ConductorState.DONE]

@@ -358,8 +358,8 @@ def test_summarize_picks_the_numbers_a_run_list_shows(
         "verdict": "FAIL",
         # one figure, the validated plan's (Sentinel's); Atlas's kept as the design estimate
         "forecast_monthly_usd": report.cost.monthly_usd,
-        "forecast_source": "plan",
-        "plan_forecast_monthly_usd": report.cost.monthly_usd,
+        "forecast_source": "validated",
+        "validated_monthly_usd": report.cost.monthly_usd,
         "design_estimate_monthly_usd": example_plan.budget.forecast_monthly_usd,
         "error": "validation failed: budget",
     }

@@ -58,7 +58,7 @@ def test_the_plans_figure_wins_once_priced(
     assert design != validation.cost.monthly_usd == 7.09  # two figures exist for one run
     priced = run_forecast(example_plan, validation)
     assert priced is not None
-    assert (priced.monthly_usd, priced.source, priced.label) == (7.09, "plan", "forecast")
+    assert (priced.monthly_usd, priced.source, priced.label) == (7.09, "validated", "forecast")
     assert priced.budget_usd == example_plan.budget.cap_monthly_usd
     estimate = run_forecast(example_plan, None)
     assert estimate is not None
@@ -76,8 +76,8 @@ def test_the_rest_summary_adds_keys_and_keeps_the_old_one(
     example_plan: PlanSpec, validation: ValidationReport
 ) -> None:
     summary = detail(example_plan, validation).summary
-    assert summary["forecast_monthly_usd"] == summary["plan_forecast_monthly_usd"] == 7.09
-    assert summary["forecast_source"] == "plan"
+    assert summary["forecast_monthly_usd"] == summary["validated_monthly_usd"] == 7.09
+    assert summary["forecast_source"] == "validated"
     assert summary["design_estimate_monthly_usd"] == example_plan.budget.forecast_monthly_usd
 
 
