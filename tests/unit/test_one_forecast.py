@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
 
 import crew.cli.render
+from api.web.render import TEMPLATES
 from api.web.views import run_page_context, run_row
 from crew.gate.slack_message import render_message
 from graph.state import summarize
@@ -125,6 +127,23 @@ def test_the_console_shows_one_figure_and_names_the_estimate(
     assert early.forecast_usd == example_plan.budget.forecast_monthly_usd
     context = run_page_context(detail(example_plan, validation), False, None, T0)
     assert context["forecast"] == run_forecast(example_plan, validation)
+
+    def page(run: RunDetail) -> str:
+        context = run_page_context(run, False, None, T0)
+        html = TEMPLATES.get_template("partials/run_body.html").render(visitor=None, **context)
+        return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+    design = f"${example_plan.budget.forecast_monthly_usd:,.2f}"
+    priced = page(detail(example_plan, validation))
+    assert "Forecast $7.09 / month of $20.00" in priced
+    assert f"Design estimate {design} / month" in priced  # the Design section, labelled
+    assert f"Forecast {design}" not in priced
+    early = page(detail(example_plan, None))
+    assert f"Design estimate {design} / month of $20.00" in early
+    rows = TEMPLATES.get_template("partials/runs_table.html").render(
+        rows=[run_row(detail(example_plan, None))], now=T0, state=None, offset=0, more=False
+    )
+    assert "design estimate" in rows
 
 
 def test_the_slack_message_shows_one_figure_and_names_the_estimate(
