@@ -2,13 +2,14 @@
 
 Two kinds of metric live here:
 - *process* metrics, observed where things happen: step, terraform and checkov durations,
-  LLM tokens and cost, gate decisions and rollbacks (all seen by the worker that drives the
-  run), rollback SLA breaches (seen by the gate job of whichever process claims the breach
-  first, once per rollback), bus publishes and acks. A `crew worker` exposes them on
-  CREW_METRICS_PORT; the API on its /metrics. Sum them over instances.
-- *cluster* gauges, read from Postgres and the bus when /metrics is scraped (runs by state,
-  queue depths, heartbeat ages, workers). Every API replica reports the same values: take
-  `max` over instances.
+  LLM tokens and cost, rollbacks (all seen by the worker that drives the run), rollback SLA
+  breaches (seen by the gate job of whichever process claims the breach first, once per
+  rollback), bus publishes and acks. A `crew worker` exposes them on CREW_METRICS_PORT; the
+  API on its /metrics. Sum them over instances.
+- *cluster* metrics, read from Postgres and the bus when /metrics is scraped (runs by state,
+  queue depths, heartbeat ages, workers, and gate decisions counted from the audit log, so
+  that a decision acted on in a `crew approve` process, which scrapes nothing, is counted
+  too). Every process reports the same values: take `max` over instances.
 
 `METRICS` documents every metric; README's table and the Grafana test are checked against it.
 """
@@ -16,7 +17,7 @@ Two kinds of metric live here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,9 +30,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from schemas.apply import ApplyResult
-from schemas.approval import ApprovalDecision
+from schemas.approval import Channel, Decision
 from schemas.events import OpsEvent
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState
@@ -53,7 +55,8 @@ METRICS: dict[str, str] = {
     "crew_checkov_duration_seconds": "each checkov scan of a workspace, histogram",
     "crew_llm_tokens_total": "LLM planner tokens by `model` and `direction` (in, out)",
     "crew_llm_cost_usd_total": "what those tokens cost, by `model` (CREW_LLM_*_USD_PER_MTOK)",
-    "crew_approval_decisions_total": "gate decisions acted on (`decision`, `channel`)",
+    "crew_approval_decisions_total": "gate decisions acted on (`decision`, `channel`), "
+    "counted from the audit log (cluster-wide, whichever process drove the run)",
     "crew_rollbacks_total": "rollbacks finished (`trigger`: apply_failure or requested; "
     "`outcome`: ok or failed)",
     "crew_rollback_sla_breaches_total": "rollbacks that began later than 5 min or finished "
@@ -97,6 +100,14 @@ RollbackTrigger = Literal["apply_failure", "requested"]
 ROLLBACK_TRIGGERS: tuple[RollbackTrigger, ...] = ("apply_failure", "requested")
 
 
+#: Decision series shown (at zero) before any is recorded, so `increase()` sees the first one:
+#: a series that appears at 1 shows no increase in Prometheus.
+_DECISION_SERIES: tuple[tuple[str, str], ...] = (
+    *((Decision.APPROVE.value, c.value) for c in (Channel.REST, Channel.SLACK, Channel.CLI)),
+    *((Decision.REJECT.value, c.value) for c in Channel),
+)
+
+
 def rollback_trigger(after_failure: bool) -> RollbackTrigger:
     """The `trigger` label of a rollback (the same in every rollback metric)."""
     return "apply_failure" if after_failure else "requested"
@@ -132,6 +143,36 @@ class ClusterSnapshot:
     unrelayed: int
     workers: list[tuple[str, str, float, bool]]
     """(worker_id, role, heartbeat age in seconds, dead)."""
+    decisions: Mapping[tuple[str, str], int]
+    """Gate decisions acted on, by (decision, channel), as the audit log records them."""
+
+
+class _DecisionCounts:
+    """`crew_approval_decisions_total`, a counter whose value is read from the audit log.
+
+    The process that drives a run past the gate may be a `crew approve` with no /metrics of
+    its own; the audit row it writes is what every scraped process can see. The audit log is
+    append-only, so the value never goes down (a counter), and every process reports the same
+    one (take `max` over instances).
+    """
+
+    NAME = "crew_approval_decisions"
+
+    def __init__(self, documentation: str) -> None:
+        self.documentation = documentation
+        self.counts: dict[tuple[str, str], int] = dict.fromkeys(_DECISION_SERIES, 0)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.NAME, self.documentation, labels=["decision", "channel"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.NAME, self.documentation, labels=["decision", "channel"])
+        for (decision, channel), n in sorted(self.counts.items()):
+            family.add_metric([decision, channel], n)
+        yield family
+
+    def update(self, counts: Mapping[tuple[str, str], int]) -> None:
+        self.counts = {**dict.fromkeys(_DECISION_SERIES, 0), **counts}
 
 
 class CrewMetrics:
@@ -195,12 +236,8 @@ class CrewMetrics:
         self.llm_cost = Counter(
             "crew_llm_cost_usd", doc("crew_llm_cost_usd"), ["model"], registry=r
         )
-        self.decisions = Counter(
-            "crew_approval_decisions",
-            doc("crew_approval_decisions"),
-            ["decision", "channel"],
-            registry=r,
-        )
+        self.decisions = _DecisionCounts(doc("crew_approval_decisions"))
+        r.register(self.decisions)
         self.rollbacks = Counter(
             "crew_rollbacks", doc("crew_rollbacks"), ["trigger", "outcome"], registry=r
         )
@@ -272,11 +309,8 @@ class CrewMetrics:
         plan = update.get("plan")
         if isinstance(plan, PlanSpec) and plan.provenance.model:
             self._observe_tokens(plan)
-        decision = update.get("decision")
-        if node == "await_approval" and isinstance(decision, ApprovalDecision):
-            self.decisions.labels(
-                decision=decision.decision.value, channel=decision.channel.value
-            ).inc()
+        # Not the gate decision: it is counted from the audit log (`set_cluster`), since the
+        # process acting on it may be a `crew approve` that nobody scrapes.
         result = update.get("rollback_result")
         if isinstance(result, ApplyResult):
             self._observe_rollback(result)
@@ -316,6 +350,7 @@ class CrewMetrics:
             for group, depth in snapshot.bus_pending.items():
                 self.bus_pending.labels(group=group).set(depth)
         self.unrelayed.set(snapshot.unrelayed)
+        self.decisions.update(snapshot.decisions)
         self.heartbeat_age.clear()
         self.workers.clear()
         counts: dict[tuple[str, str], int] = {}

@@ -31,6 +31,7 @@ from schemas.plan import DesignBlocked, PlanSpec
 from schemas.stack import RunOutcome
 from schemas.states import ConductorState
 from schemas.validation import ValidationReport
+from sentinel.forecast import forecast_summary
 from tools.stack import StackKey
 
 
@@ -131,7 +132,6 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(plan, PlanSpec):
         summary["plan_id"] = plan.plan_id
         summary["components"] = len(plan.components)
-        summary["forecast_monthly_usd"] = round(plan.budget.forecast_monthly_usd, 2)
         summary["stack_id"] = StackKey.of(plan).id
     build = values.get("build")
     if isinstance(build, BuildStatus):
@@ -143,6 +143,12 @@ def summarize(values: Mapping[str, Any]) -> dict[str, Any]:
     validation = values.get("validation")
     if isinstance(validation, ValidationReport):
         summary["verdict"] = validation.verdict.value
+    summary.update(
+        forecast_summary(
+            plan if isinstance(plan, PlanSpec) else None,
+            validation if isinstance(validation, ValidationReport) else None,
+        )
+    )
     if values.get("error"):
         summary["error"] = values["error"]
     if "conductor_state" in values:

@@ -158,7 +158,10 @@ def _cost(f: AuditFilter) -> tuple[str, dict[str, Any]]:
         f"""
         SELECT r.run_id, r.title, r.state, r.created_at,
                (r.goal -> 'budget' ->> 'monthly_usd')::float8 AS budget,
-               (r.summary ->> 'forecast_monthly_usd')::float8 AS planned,
+               -- Atlas's figure: its own key since the summary's forecast became the
+               -- validated one; older rows only had it as forecast_monthly_usd
+               coalesce(r.summary ->> 'design_estimate_monthly_usd',
+                        r.summary ->> 'forecast_monthly_usd')::float8 AS planned,
                v.validated, v.brake
         FROM crew_runs r
         LEFT JOIN LATERAL (

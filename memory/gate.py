@@ -157,6 +157,28 @@ class GateStore:
             ).fetchall()
         return [r["run_id"] for r in rows]
 
+    # -- decisions, for the metrics -----------------------------------------------------------
+
+    async def decisions_acted_on(self) -> dict[tuple[str, str], int]:
+        """Gate decisions the graph acted on, by (decision, channel): the audit row that
+        leaves WAIT_FOR_APPROVE carries each one. Whichever process drove the run (a worker,
+        `crew serve`, a `crew approve` in a terminal) wrote that row, so a count made here is
+        the same everywhere. A recorded but unprocessed decision (`crew_runs.decision`) is
+        not counted yet; a rollback request (which leaves DONE) is never a gate decision."""
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"""
+                    SELECT artifact->>'decision' AS decision, artifact->>'channel' AS channel,
+                           count(*) AS n
+                    FROM crew_audit
+                    WHERE from_state = '{_WAITING}' AND artifact_type = 'ApprovalDecision'
+                    GROUP BY 1, 2
+                    """
+                )
+            ).fetchall()
+        return {(r["decision"], r["channel"]): int(r["n"]) for r in rows}
+
     # -- rollback SLA --------------------------------------------------------------------------
 
     async def rollbacks_to_measure(self, limit: int = 100) -> list[RollbackToMeasure]:

@@ -137,7 +137,7 @@ class RunCost(Contract):
     budget_monthly_usd: float
     brake_monthly_usd: float
     plan_forecast_monthly_usd: float | None = Field(
-        default=None, description="Atlas's forecast in the PlanSpec."
+        default=None, description="Atlas's design estimate in the PlanSpec."
     )
     validated_monthly_usd: float | None = Field(
         default=None, description="Sentinel's forecast in the ValidationReport."

@@ -41,7 +41,11 @@ class PerfTargets(Contract):
 
 
 class PlanBudget(Contract):
-    forecast_monthly_usd: float = Field(ge=0)
+    forecast_monthly_usd: float = Field(
+        ge=0,
+        description="Atlas's design estimate from the catalog's prices, before any terraform "
+        "runs; the validated plan's forecast is ValidationReport.cost.monthly_usd.",
+    )
     cap_monthly_usd: float = Field(gt=0, description="The goal's monthly budget.")
     brake_monthly_usd: float = Field(gt=0, description="80 % of the cap: above it, no apply.")
     breakdown: list[CostLine] = Field(default_factory=list, max_length=1000)

@@ -28,7 +28,12 @@ class RunSummary(Contract):
     created_at: datetime
     updated_at: datetime
     summary: dict[str, Any] = Field(
-        default_factory=dict, description="Forecast, budget, plan counts, verdict, as known."
+        default_factory=dict,
+        description="Forecast, budget, plan counts, verdict, as known. `forecast_monthly_usd` "
+        "is the run's one cost figure: the terraform plan's as Sentinel priced it once "
+        'validated (`forecast_source` "validated", also `validated_monthly_usd`), else Atlas\'s '
+        'design estimate (`forecast_source` "design"); `design_estimate_monthly_usd` keeps '
+        "Atlas's.",
     )
     decision: ApprovalDecision | None = None
     last_error: str | None = Field(

@@ -59,6 +59,10 @@ LOG_DIR = "logs"
 ORPHAN_POLL_S = 0.2
 #: Linux keeps this many characters of a command name (/proc/PID/comm).
 COMM_LENGTH = 15
+#: Exit codes of a command that worked; `plan -detailed-exitcode` also exits 2 when the plan
+#: has changes (0 no changes, 1 error), which is the usual success of a plan.
+_SUCCESS = frozenset({0})
+_PLAN_SUCCESS = frozenset({0, 2})
 
 #: Variables passed through to terraform: providers read credentials, endpoints and proxies
 #: from these, as their ecosystems document.
@@ -182,12 +186,14 @@ class TerraformRunner:
         progress: Progress | None = None,
         *,
         step: str | None = None,
+        ok_codes: frozenset[int] = _SUCCESS,
     ) -> ProcessResult:
         """Run one terraform command in `cwd`.
 
         With a `step` name, `cwd` is a workspace: the pre-plan guard checks it first (nothing
         runs if it refuses), and every output line goes to `logs/<step>.log` in it as it
-        arrives, so a human can follow a long apply.
+        arrives, so a human can follow a long apply. `ok_codes` are the exit codes the
+        observer counts as success (`plan -detailed-exitcode` exits 2 for a plan with changes).
         """
         binary = self.check()
         self._ensure_cli_config()
@@ -216,7 +222,7 @@ class TerraformRunner:
                     # crash of this process must finish and record what it created.
                     output_file=None if step is None else cwd / LOG_DIR / f"{step}.stdout",
                 )
-                ok = result.returncode == 0
+                ok = result.returncode in ok_codes
             finally:
                 if self.observer is not None:
                     self.observer(step or args[0], time.monotonic() - started, ok)
@@ -361,11 +367,12 @@ class TerraformRunner:
         ]
         if destroy:
             args.append("-destroy")
-        result = await self._run(args, workdir, self.plan_timeout_s, progress, step="plan")
+        result = await self._run(
+            args, workdir, self.plan_timeout_s, progress, step="plan", ok_codes=_PLAN_SUCCESS
+        )
         diagnostics = _stream_diagnostics(result)
-        # -detailed-exitcode: 0 no changes, 1 error, 2 changes present
         return PlanOutcome(
-            ok=result.returncode in (0, 2),
+            ok=result.returncode in _PLAN_SUCCESS,
             diagnostics=diagnostics,
             duration_s=result.duration_s,
             has_changes=result.returncode == 2,

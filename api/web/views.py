@@ -19,6 +19,7 @@ from schemas.plan import PlanSpec
 from schemas.run import RunDetail, RunSummary
 from schemas.states import TERMINAL_STATES, ConductorState
 from schemas.validation import Finding, Severity
+from sentinel.forecast import run_forecast, summary_forecast
 from tools.checkov_rules import rule_source_url
 
 #: Badge colour family of each state (console.css: .tone-*); words always accompany colour.
@@ -60,6 +61,8 @@ class RunRow:
     run: RunSummary
     forecast_usd: float | None
     budget_usd: float | None
+    forecast_label: str = "forecast"
+    """"forecast" (the terraform plan priced by Sentinel) or "design estimate" (Atlas's)."""
 
     @property
     def brake_usd(self) -> float | None:
@@ -74,12 +77,12 @@ class RunRow:
 
 
 def run_row(run: RunSummary) -> RunRow:
-    summary = run.summary
-    forecast, budget = summary.get("forecast_monthly_usd"), summary.get("budget_monthly_usd")
+    forecast, budget = summary_forecast(run.summary), run.summary.get("budget_monthly_usd")
     return RunRow(
         run=run,
-        forecast_usd=float(forecast) if isinstance(forecast, int | float) else None,
+        forecast_usd=forecast.monthly_usd if forecast else None,
         budget_usd=float(budget) if isinstance(budget, int | float) else None,
+        forecast_label=forecast.label if forecast else "forecast",
     )
 
 
@@ -196,6 +199,7 @@ def run_page_context(
     return {
         "run": detail,
         "plan": plan,
+        "forecast": run_forecast(plan, validation),
         "components": component_rows(plan) if plan else [],
         "finding_groups": findings_by_severity(validation.findings) if validation else [],
         "buttons": gate_buttons(detail) if may_decide else None,

@@ -12,7 +12,15 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from crew.cli.render import err, out, print_blocked, print_json, print_plan
+from crew.cli.render import (
+    err,
+    out,
+    print_blocked,
+    print_json,
+    print_plan,
+    print_version,
+    setting_default,
+)
 from crew.container import build_planner
 from crew.errors import ConfigurationError, CrewError
 from crew.inputs import InputError, load_goal, problems_from_errors
@@ -39,7 +47,18 @@ class PlannerChoice(StrEnum):
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=print_version("atlas"),
+            is_eager=True,
+            help="Print the installed version and exit.",
+            show_default=False,
+        ),
+    ] = False,
+) -> None:
     """Atlas, the architect."""
 
 
@@ -53,9 +72,9 @@ def plan(
         PlannerChoice | None,
         typer.Option(
             "--planner",
-            help="catalog: offline rules; llm: CREW_LLM_MODEL at CREW_LLM_BASE_URL. "
-            "Default: CREW_PLANNER (auto: llm when CREW_LLM_MODEL is set).",
-            show_default=False,
+            help="catalog: offline rules; llm: CREW_LLM_MODEL at CREW_LLM_BASE_URL; auto: llm "
+            "when CREW_LLM_MODEL is set.",
+            show_default=setting_default("planner"),
         ),
     ] = None,
     as_json: Annotated[

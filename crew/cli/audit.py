@@ -271,7 +271,11 @@ async def _print_report(
 def _report_table(name: ReportName, columns: list[str], rows: list[Contract]) -> Table:
     table = Table(title=f"{name.value}: {len(rows)} row(s)")
     for column in columns:
-        table.add_column(column.replace("_", " "))
+        # an id is copied into the next command: wrap the other columns, never the id
+        is_id = column.endswith("_id")
+        table.add_column(
+            column.replace("_", " "), no_wrap=is_id, overflow="ellipsis" if is_id else "fold"
+        )
     for row in rows:
         table.add_row(*(_text(getattr(row, c)) for c in columns))
     return table

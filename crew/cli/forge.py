@@ -73,8 +73,9 @@ def build_command(
         Path | None,
         typer.Option(
             "--out",
-            help="Workspace directory (default: CREW_DATA_DIR/builds/<plan_id>). Forge owns "
-            "it: its own files are rewritten; other Terraform files there are refused.",
+            help="Workspace directory. Forge owns it: its own files are rewritten; other "
+            "Terraform files there are refused.",
+            show_default="CREW_DATA_DIR/builds/<plan_id>",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="BuildStatus as JSON.")] = False,

@@ -26,8 +26,10 @@ from crew.cli.render import (
     print_drift,
     print_json,
     print_run,
+    print_runs,
     print_stack,
-    runs_table,
+    print_version,
+    setting_default,
     stacks_table,
 )
 from crew.cli.token import token_app
@@ -77,6 +79,23 @@ app.add_typer(token_app, name="token")
 app.add_typer(memory_app, name="memory")
 
 T = TypeVar("T")
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=print_version("crew"),
+            is_eager=True,
+            help="Print the installed version and exit.",
+            show_default=False,
+        ),
+    ] = False,
+) -> None:
+    pass
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
@@ -169,8 +188,13 @@ def _show(detail: RunDetail, as_json: bool) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (CREW_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (CREW_PORT).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address.", show_default=setting_default("host"))
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port.", show_default=setting_default("port")),
+    ] = None,
     worker: Annotated[
         bool,
         typer.Option(
@@ -203,11 +227,21 @@ def serve(
 def worker_command(
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, max=256, help="Runs driven at once (CREW_WORKER_CONCURRENCY)."),
+        typer.Option(
+            min=1,
+            max=256,
+            help="Runs driven at once.",
+            show_default=setting_default("worker_concurrency"),
+        ),
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics here (CREW_METRICS_PORT)."),
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus /metrics here.",
+            show_default=setting_default("metrics_port", "no /metrics"),
+        ),
     ] = None,
 ) -> None:
     """Drive runs without an API: start as many as you like, on any machine.
@@ -388,7 +422,7 @@ def list_runs(
     if as_json:
         print_json(summaries)
     else:
-        out.print(runs_table(summaries))
+        print_runs(summaries)
 
 
 @app.command("stacks")

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from crew.cli.render import err, out, print_json
+from crew.cli.render import err, out, print_json, setting_default
 from crew.errors import CrewError
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ def index(
             "--runbooks-dir",
             help="Index the runbooks of this folder instead of CREW_RUNBOOKS_DIR (files of "
             "another folder indexed before are removed).",
+            show_default=setting_default("runbooks_dir", "no runbooks"),
         ),
     ] = None,
     as_json: JsonOpt = False,

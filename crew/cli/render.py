@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
+import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
+from crew import __version__
+from crew.settings import Settings
 from schemas.drift import DriftReport
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.run import RunDetail, RunSummary
 from schemas.stack import StackDetail, StackStatus, StackSummary
 from schemas.states import ConductorState
+from sentinel.forecast import run_forecast, summary_forecast
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -27,6 +35,36 @@ _STATE_STYLE = {
     ConductorState.FAILED: "bold red",
     ConductorState.ROLLBACK: "magenta",
 }
+
+
+#: The distribution `pip` installs (pyproject.toml's `[project] name`).
+DISTRIBUTION = "infra-crew"
+
+
+def package_version() -> str:
+    """The installed version, as `pip show infra-crew` reports it (and a bug report needs)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return __version__
+
+
+def print_version(program: str) -> Callable[[bool], None]:
+    """A callback for an eager `--version`: print `PROGRAM VERSION`, exit 0."""
+
+    def callback(value: bool) -> None:
+        if value:
+            out.print(f"{program} {package_version()}", highlight=False, markup=False)
+            raise typer.Exit(0)
+
+    return callback
+
+
+def setting_default(field: str, unset: str = "unset") -> str:
+    """The `[default: ...]` of an option that falls back to a setting: the CREW_ variable
+    when it is set, else the setting's own default (`unset` names what None means)."""
+    default = Settings.model_fields[field].default
+    return f"CREW_{field.upper()}, else {unset if default is None else default}"
 
 
 def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
@@ -61,7 +99,7 @@ _STACK_STYLE = {
 }
 
 
-def _money(value: float | None) -> str:
+def _usd(value: float | None) -> str:
     return f"${value:,.2f}" if value is not None else "-"
 
 
@@ -77,7 +115,7 @@ def stacks_table(stacks: list[StackSummary]) -> Table:
             s.title,
             f"{s.latest_run_id} {s.latest_state.value}",
             str(s.runs),
-            f"{_money(s.forecast_monthly_usd)} / {_money(s.budget_monthly_usd)}",
+            f"{_usd(s.forecast_monthly_usd)} / {_usd(s.budget_monthly_usd)}",
         )
     return table
 
@@ -91,8 +129,8 @@ def print_stack(stack: StackDetail) -> None:
         f"stack {stack.stack_id}  goal {stack.goal_id}  region {stack.region}", soft_wrap=True
     )
     out.print(
-        f"forecast {_money(stack.forecast_monthly_usd)}/month of "
-        f"{_money(stack.budget_monthly_usd)}  state {stack.state_location}",
+        f"forecast {_usd(stack.forecast_monthly_usd)}/month of "
+        f"{_usd(stack.budget_monthly_usd)}  state {stack.state_location}",
         soft_wrap=True,
     )
     runs = Table(title="runs (newest first)")
@@ -139,36 +177,63 @@ def print_drift(report: DriftReport, *, accepted: bool = False) -> None:
         out.print(f"  {r.address} {what}{attrs}", soft_wrap=True, markup=False)
 
 
+def print_runs(runs: list[RunSummary]) -> None:
+    """The runs list. A run id is what `crew approve` needs, so it is never cut: the table
+    keeps it (and the state) on one line, and a terminal too narrow for that table gets one
+    block per run instead, the id on a line of its own."""
+    table = runs_table(runs)
+    if table.__rich_measure__(out, out.options).minimum <= out.width:
+        out.print(table)
+        return
+    out.print(f"{len(runs)} run(s)")
+    for r in runs:
+        out.print(r.run_id, no_wrap=True, overflow="ignore", crop=False)
+        for line in (
+            f"{run_state_text(r)}  {_updated(r)}",
+            escape(r.title),
+            f"by {escape(r.requested_by or '-')}  {_money(r)}",
+        ):
+            out.print(Padding(line, (0, 0, 0, 2), expand=False))
+
+
 def runs_table(runs: list[RunSummary]) -> Table:
     table = Table(title=f"{len(runs)} run(s)", show_lines=False)
-    for column in ("run", "state", "title", "requested by", "forecast / budget", "updated"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for column in ("title", "requested by", "forecast / budget", "updated"):
+        table.add_column(column, overflow="fold")
     for r in runs:
-        forecast = r.summary.get("forecast_monthly_usd")
-        budget = r.summary.get("budget_monthly_usd")
-        money = (
-            f"${forecast:,.2f} / ${budget:,.2f}"
-            if forecast is not None
-            else f"- / ${budget:,.2f}"
-            if budget
-            else "-"
-        )
         table.add_row(
             r.run_id,
             run_state_text(r),
-            r.title,
-            r.requested_by or "-",
-            money,
-            r.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(r.title),
+            escape(r.requested_by or "-"),
+            _money(r),
+            _updated(r),
         )
     return table
+
+
+def _updated(r: RunSummary) -> str:
+    return r.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _money(r: RunSummary) -> str:
+    """The run's one figure against its budget; Atlas's figure is named a design estimate."""
+    forecast = summary_forecast(r.summary)
+    budget = r.summary.get("budget_monthly_usd")
+    of_budget = f" / ${budget:,.2f}" if isinstance(budget, int | float) else ""
+    if forecast is None:
+        return f"-{of_budget}" if of_budget else "-"
+    label = "" if forecast.source == "validated" else " (design estimate)"
+    return f"${forecast.monthly_usd:,.2f}{of_budget}{label}"
 
 
 def print_plan(plan: PlanSpec) -> None:
     out.print(f"[bold]{plan.summary}[/bold]", soft_wrap=True)
     out.print(f"plan {plan.plan_id}  region {plan.region}  environment {plan.environment.value}")
     table = Table(title="components")
-    for column in ("name", "type", "monthly USD", "basis"):
+    for column in ("name", "type", "design estimate USD/month", "basis"):
         table.add_column(column)
     lines = {line.component: line for line in plan.budget.breakdown}
     for c in plan.components:
@@ -179,7 +244,7 @@ def print_plan(plan: PlanSpec) -> None:
     b = plan.budget
     share = b.forecast_monthly_usd / b.cap_monthly_usd if b.cap_monthly_usd else 0
     out.print(
-        f"forecast ${b.forecast_monthly_usd:,.2f}/month of ${b.cap_monthly_usd:,.2f} "
+        f"design estimate ${b.forecast_monthly_usd:,.2f}/month of ${b.cap_monthly_usd:,.2f} "
         f"({share:.0%}; brake at ${b.brake_monthly_usd:,.2f})"
     )
     p = plan.provenance
@@ -221,6 +286,15 @@ def print_run(detail: RunDetail) -> None:
         out.print(f"validation [{colour}]{v.verdict.value}[/{colour}] ({', '.join(v.checks_run)})")
         for reason in v.reasons:
             out.print(f"  {reason}")
+    forecast = run_forecast(a.plan, a.validation)
+    if forecast is not None and forecast.source == "validated":
+        cap = f" of ${forecast.budget_usd:,.2f}" if forecast.budget_usd else ""
+        share = f" ({forecast.share:.0%})" if forecast.share is not None else ""
+        source = a.validation.cost.source if a.validation else "builtin"
+        out.print(
+            f"[bold]forecast ${forecast.monthly_usd:,.2f}/month{cap}{share}[/bold], "
+            f"priced from the terraform plan ({source} prices)"
+        )
     if detail.waiting_for_approval:
         out.print(
             f"[yellow]waiting for approval:[/yellow] crew approve {detail.run_id}  |  "

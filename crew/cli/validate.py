@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crew.cli.render import err, out, print_json
+from crew.cli.render import err, out, print_json, setting_default
 from crew.cli.report import print_validation
 from crew.errors import CrewError
 from crew.inputs import InputError, Problem
@@ -92,7 +92,10 @@ def validate_command(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option(help="Org policy YAML (default: CREW_POLICY_FILE, else the shipped one)."),
+        typer.Option(
+            help="Org policy YAML.",
+            show_default=setting_default("policy_file", "the shipped policy"),
+        ),
     ] = None,
     region: Annotated[
         str | None, typer.Option(help="Region to price in when the plan does not say.")

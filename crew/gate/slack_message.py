@@ -22,6 +22,7 @@ from urllib.parse import quote
 from schemas.approval import ApprovalDecision, Decision
 from schemas.run import RunDetail
 from schemas.states import ConductorState as S
+from sentinel.forecast import RunForecast, run_forecast
 
 Block = dict[str, Any]
 
@@ -128,17 +129,18 @@ def render_message(
             more = len(components) - _MAX_COMPONENTS
             components = [*components[:_MAX_COMPONENTS], f"... and {more} more"]
         fields.append(f"*Components*\n{chr(10).join(components)}"[:2000])
-    money = (
-        (plan.budget.forecast_monthly_usd, plan.budget.cap_monthly_usd)
-        if plan is not None
-        else (request.forecast_monthly_usd, request.budget_monthly_usd)
-        if request is not None
-        else None
-    )
-    if money is not None:
-        forecast, cap = money
+    # One figure: the terraform plan's as Sentinel priced it (what the gate holds), else
+    # Atlas's design estimate, named as such (sentinel/forecast.py).
+    forecast = run_forecast(plan, validation)
+    if request is not None and (forecast is None or forecast.source == "design"):
+        forecast = RunForecast(
+            request.forecast_monthly_usd, "validated", request.budget_monthly_usd
+        )
+    if forecast is not None and forecast.budget_usd:
+        heading = "Forecast" if forecast.source == "validated" else "Design estimate"
+        usd, cap = forecast.monthly_usd, forecast.budget_usd
         fields.append(
-            f"*Forecast vs budget*\n${forecast:,.2f} of ${cap:,.2f} a month ({forecast / cap:.0%})"
+            f"*{heading} vs budget*\n${usd:,.2f} of ${cap:,.2f} a month ({usd / cap:.0%})"[:2000]
         )
     if plan is not None:
         fields.append(f"*Where*\n{escape(plan.region)}, {plan.environment.value}")

@@ -126,12 +126,18 @@ def kill_orphans(data_dir: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """`crew serve` (API + worker) with uvicorn in this event loop; a client once /healthz
-    answers; always shut down."""
+async def serve_in_process(
+    settings: Settings, *, run_worker: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """`crew serve` (API + worker; API only without `run_worker`) with uvicorn in this event
+    loop; a client once /healthz answers; always shut down."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+        create_app(settings, run_worker=run_worker),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,37 @@ def test_runs_json_lists_the_run(cli_env: dict[str, str], waiting_run: dict[str,
     only_waiting = crew(cli_env, "runs", "--state", "WAIT_FOR_APPROVE", "--json")
     assert_exit(only_waiting, 0)
     assert {r["state"] for r in json.loads(only_waiting.stdout)} <= {"WAIT_FOR_APPROVE"}
+
+
+@pytest.mark.parametrize("columns", ["80", "40"])
+def test_runs_prints_whole_run_ids_and_one_figure(
+    cli_env: dict[str, str], waiting_run: dict[str, Any], columns: str
+) -> None:
+    """The id `crew approve` needs is never cut (it was `20261207T…` at 80 columns), and the
+    cost shown is the validated plan's, as at the gate, not Atlas's design estimate."""
+    result = crew({**cli_env, "COLUMNS": columns}, "runs")
+    assert_exit(result, 0)
+    assert any(waiting_run["run_id"] in line for line in result.stdout.splitlines()), result.stdout
+    assert "…" not in result.stdout
+    artifacts = waiting_run["artifacts"]
+    forecast = artifacts["validation"]["cost"]["monthly_usd"]
+    assert forecast == artifacts["approval_request"]["forecast_monthly_usd"]
+    assert f"${forecast:,.2f} / $" in result.stdout
+
+    listed = {r["run_id"]: r for r in json.loads(crew(cli_env, "runs", "--json").stdout)}
+    summary = listed[waiting_run["run_id"]]["summary"]
+    assert (summary["forecast_monthly_usd"], summary["forecast_source"]) == (forecast, "validated")
+    assert (
+        summary["design_estimate_monthly_usd"]
+        == (artifacts["plan"]["budget"]["forecast_monthly_usd"])
+    )
+
+
+def test_version(cli_env: dict[str, str]) -> None:
+    for name in ("crew", "atlas"):
+        result = run_cli(cli_env, name, "--version")
+        assert_exit(result, 0)
+        assert result.stdout == f"{name} {metadata.version('infra-crew')}\n"
 
 
 def test_approve_applies_to_moto(approved_run: dict[str, Any], moto_endpoint: str) -> None:

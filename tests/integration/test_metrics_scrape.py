@@ -109,4 +109,9 @@ async def test_every_documented_metric_shows_what_happened(
     assert metric(after, "crew_rollbacks_total", trigger="requested", outcome="ok") == 1
     assert metric(after, "crew_runs", state="REJECTED") == 1
     assert metric(after, "crew_terraform_duration_seconds_count", command="apply") >= 1
+    # a plan with changes exits 2 under -detailed-exitcode: a success, not an error
+    assert metric(after, "crew_terraform_duration_seconds_count", command="plan", outcome="ok") >= 2
+    assert (
+        metric(after, "crew_terraform_duration_seconds_count", command="plan", outcome="error") == 0
+    )
     assert metric(after, "crew_step_duration_seconds_count", node="design") == 2

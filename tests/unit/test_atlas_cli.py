@@ -78,7 +78,7 @@ def test_on_a_terminal_a_human_summary(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "API behind a load balancer in eu-west-1 (prod)" in text
     for name in ("network", "api", "lb", "db", "alarms"):
         assert name in text
-    assert "forecast $239.41/month of $400.00 (60%; brake at $320.00)" in text
+    assert "design estimate $239.41/month of $400.00 (60%; brake at $320.00)" in text
     assert "designed by catalog in 1 attempt(s)" in text
     assert "risk (high): lb listens on plain HTTP" in text
     blocked = write_goal(tmp_path, region="us-east-1")

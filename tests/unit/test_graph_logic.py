@@ -355,12 +355,24 @@ def test_summarize_picks_the_numbers_a_run_list_shows(
         "environment": "dev",
         "plan_id": example_plan.plan_id,
         "components": 1,
-        "forecast_monthly_usd": example_plan.budget.forecast_monthly_usd,
         "stack_id": StackKey.of(example_plan).id,
         "plan_changes": {"create": 5, "update": 1, "delete": 0},
         "verdict": "FAIL",
+        # one figure, the validated plan's (Sentinel's); Atlas's kept as the design estimate
+        "forecast_monthly_usd": report.cost.monthly_usd,
+        "forecast_source": "validated",
+        "validated_monthly_usd": report.cost.monthly_usd,
+        "design_estimate_monthly_usd": example_plan.budget.forecast_monthly_usd,
         "error": "validation failed: budget",
     }
+    # before validation (or when it priced another revision) the design estimate, named so
+    before = summarize({"plan": example_plan})
+    assert (before["forecast_monthly_usd"], before["forecast_source"]) == (
+        example_plan.budget.forecast_monthly_usd,
+        "design",
+    )
+    other = report.model_copy(update={"plan_id": "another-revision"})
+    assert summarize({"plan": example_plan, "validation": other})["forecast_source"] == "design"
 
 
 def test_summarize_ignores_what_is_not_an_artifact() -> None:

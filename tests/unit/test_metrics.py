@@ -83,6 +83,7 @@ def observed() -> CrewMetrics:
             bus_pending={"workers": 2},
             unrelayed=4,
             workers=[("w1", "worker", 1.5, False), ("w2", "worker", 40.0, True)],
+            decisions={("approve", "slack"): 1, ("approve", "cli"): 2},
         )
     )
     return m
@@ -107,6 +108,7 @@ def test_what_the_worker_sees_becomes_metrics() -> None:
     # built-in list price of gpt-4o-mini: $0.15 / $0.60 per 1M tokens
     assert value(m, "crew_llm_cost_usd_total") == pytest.approx((1200 * 0.15 + 300 * 0.60) / 1e6)
     assert value(m, "crew_approval_decisions_total", decision="approve", channel="slack") == 1
+    assert value(m, "crew_approval_decisions_total", decision="approve", channel="cli") == 2
     assert value(m, "crew_rollbacks_total", trigger="apply_failure", outcome="ok") == 1
     assert value(m, "crew_rollback_sla_breaches_total", trigger="apply_failure") == 1
     assert value(m, "crew_rollback_sla_breaches_total", trigger="requested") == 0
@@ -119,6 +121,41 @@ def test_what_the_worker_sees_becomes_metrics() -> None:
     assert value(m, "crew_heartbeat_age_seconds", worker_id="w2") == 40.0
     assert value(m, "crew_workers", role="worker", status="dead") == 1
     assert value(m, "crew_heartbeat_interval_seconds") == 5
+
+
+def test_gate_decisions_are_the_audit_logs_count_not_the_drivers() -> None:
+    """The process driving a run past the gate may be a `crew approve` nobody scrapes, so the
+    count comes from the audit log (ClusterSnapshot.decisions), never from observe_step."""
+    m = CrewMetrics(bus="postgres", heartbeat_s=5, llm_prices=LlmPrices())
+    # before any decision: every human channel's series at zero, so increase() sees the first
+    assert value(m, "crew_approval_decisions_total") == 0
+    series = {(g["decision"], g["channel"]) for g, _ in samples(m)["crew_approval_decisions_total"]}
+    assert {("approve", "cli"), ("approve", "rest"), ("approve", "slack")} <= series
+    assert ("reject", "system") in series  # an expired approval
+    decision = ApprovalDecision(
+        run_id="r", decision=Decision.APPROVE, actor="alice", channel=Channel.SLACK, at=AT
+    )
+    m.observe_step("await_approval", 0.01, {"decision": decision})
+    assert value(m, "crew_approval_decisions_total") == 0
+
+    def snapshot(decisions: dict[tuple[str, str], int]) -> ClusterSnapshot:
+        return ClusterSnapshot(
+            runs_by_state={},
+            waiting_for_worker=0,
+            bus_pending=None,
+            unrelayed=0,
+            workers=[],
+            decisions=decisions,
+        )
+
+    m.set_cluster(snapshot({("approve", "cli"): 3, ("reject", "rest"): 1}))
+    assert value(m, "crew_approval_decisions_total", decision="approve", channel="cli") == 3
+    assert value(m, "crew_approval_decisions_total", decision="reject", channel="rest") == 1
+    assert value(m, "crew_approval_decisions_total", decision="approve", channel="slack") == 0
+    m.set_cluster(snapshot({("approve", "cli"): 4}))
+    assert value(m, "crew_approval_decisions_total", decision="approve", channel="cli") == 4
+    families = {f.name: f.type for f in text_string_to_metric_families(m.render().decode())}
+    assert families["crew_approval_decisions"] == "counter"
 
 
 def test_sla_breaches_are_left_to_the_gate_job_and_catalog_plans_burn_no_tokens() -> None:
@@ -248,6 +285,7 @@ def test_heartbeat_ages_of_an_hour_old_death_are_not_kept_forever() -> None:
             bus_pending=None,  # the bus did not answer: its last depths stay
             unrelayed=0,
             workers=[("w1", "worker", 0.5, False)],
+            decisions={},
         )
     )
     assert value(m, "crew_heartbeat_age_seconds", worker_id="w2") == 0

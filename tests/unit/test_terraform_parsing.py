@@ -251,7 +251,7 @@ case "$1" in
   version) cat "$fx/version.json" ;;
   init) cat "$fx/init.jsonl" ;;
   validate) cat "$fx/validate-$VALIDATE.json"; [ "$VALIDATE" = ok ] || exit 1 ;;
-  plan) cat "$fx/plan-create.jsonl"; echo plan > crew.tfplan; exit 2 ;;
+  plan) cat "$fx/plan-create.jsonl"; echo plan > crew.tfplan; exit "${TF_VAR_plan_exit:-2}" ;;
   show) cat "$fx/show-plan.json" ;;
   apply) case "$2" in -destroy) cat "$fx/destroy.jsonl" ;; *) cat "$fx/apply.jsonl" ;; esac ;;
   output) cat "$fx/output.json" ;;
@@ -394,6 +394,26 @@ async def test_validate_error_diagnostics(fake_runner: TerraformRunner, tmp_path
     assert [(e.summary, e.line) for e in checked.errors] == [
         ("Unsupported argument", recorded_typo_line())
     ]
+
+
+async def test_the_observer_counts_a_plan_with_changes_as_a_success(
+    fake_runner: TerraformRunner, tmp_path: Path
+) -> None:
+    """`plan -detailed-exitcode` exits 2 for changes: metrics once called every plan an error."""
+    seen_commands: list[tuple[str, bool]] = []
+    fake_runner.observer = lambda command, _seconds, ok: seen_commands.append((command, ok))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+
+    assert (await fake_runner.plan(workspace, "crew.tfplan")).has_changes
+    fake_runner._base_env["TF_VAR_plan_exit"] = "0"
+    assert not (await fake_runner.plan(workspace, "crew.tfplan")).has_changes
+    fake_runner._base_env["TF_VAR_plan_exit"] = "1"
+    assert not (await fake_runner.plan(workspace, "crew.tfplan")).ok
+    fake_runner._base_env["VALIDATE"] = "error"
+    assert not (await fake_runner.validate(workspace)).ok  # exit 1 is an error elsewhere too
+
+    assert seen_commands == [("plan", True), ("plan", True), ("plan", False), ("validate", False)]
 
 
 def test_without_a_mirror_the_cli_config_shares_one_plugin_cache(tmp_path: Path) -> None:
