@@ -92,6 +92,11 @@ class OrgPolicy(_Strict):
         description="Which of Forge's documented render waivers (tools/render/waivers.py) "
         "apply to a run's own render: all, only the design ones, or none.",
     )
+    unsupported_asks: Literal["block", "warn"] = Field(
+        default="block",
+        description="What Atlas does with an ask the catalog cannot meet: block the design "
+        "(DesignBlocked names each ask), or warn (the plan lists each gap as a risk).",
+    )
     source: str | None = Field(default=None, description="The file it came from; None: default.")
 
     @field_validator("allowed_regions")
