@@ -18,7 +18,7 @@ from schemas.plan import Requirement, RequirementStatus, Risk, RiskSeverity
 
 UnsupportedAsks = Literal["block", "warn"]
 #: Asks the catalog cannot meet whatever the design (the rest a design can meet).
-_NEVER = ("aws.", "refused.", "retention.objects", "compliance.framework")
+_NEVER = ("aws.", "refused.", "compliance.framework")
 
 
 def catalog_can(name: str) -> bool:
@@ -82,3 +82,24 @@ def uncovered_problems(requirements: Sequence[Requirement]) -> list[Problem]:
         for r in requirements
         if r.status is RequirementStatus.UNSUPPORTED and catalog_can(r.ask.name)
     ]
+
+
+def asked_vs_designed(requirements: Sequence[Requirement]) -> list[tuple[str, str, str, str]]:
+    """(status, what was asked, where it was asked, what meets it or why not) per ask, the
+    gaps first: what `crew show`, the console and the Slack message print, so nothing unmet
+    is approved unseen. Atlas's own defaults (source 'default') are left to the assumptions."""
+    order = {"unsupported": 0, "refused": 1, "assumed": 2, "met": 3}
+    rows = []
+    for r in requirements:
+        if r.source.field == "default":
+            continue
+        asked = r.ask.title + (
+            f" ({', '.join(f'{k} {v}' for k, v in r.ask.params.items() if k != 'service')})"
+            if any(k != "service" for k in r.ask.params)
+            else ""
+        )
+        where = r.source.field or f"'{r.source.text}'"
+        designed = ", ".join(r.by) if r.status is RequirementStatus.MET and r.by else ""
+        why = " ".join(x for x in (designed, r.note or "") if x)
+        rows.append((r.status.value, asked, where, why))
+    return sorted(rows, key=lambda row: order.get(row[0], 9))

@@ -42,6 +42,8 @@ class Intent:
     backup_days: int | None
     log_days: int | None
     message_retention_days: int | None
+    object_days: int | None
+    """Objects expire this many days after they are written (a bucket lifecycle rule)."""
     domain: str | None
     schedule: str | None
     wants_ec2: bool
@@ -61,11 +63,16 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
     kind = field_kind or (kinds[0] if kinds else None)
     if kind is K.STATIC_SITE and field_kind is None and store_kinds - {D.OBJECT_STORAGE}:
         kind = K.WEB_SERVICE  # a "site" with a database has a backend
+    if kind is None and reading.has("schedule"):
+        kind = K.BATCH  # something runs on a schedule: a scheduled job
     if kind is None and (reading.has("compute.container") or reading.has("compute.vm")):
         kind = K.WEB_SERVICE if reading.has("domain") or reading.has("edge.load_balancer") else None
     extra = tuple(
         dict.fromkeys(k for k in kinds if k is not kind and _can_add(kind, k, store_kinds))
     )
+    if reading.has("schedule") and kind in (K.WEB_SERVICE, K.API, K.QUEUE_WORKER):
+        # Something of this workload runs on a schedule: a scheduled job beside it.
+        extra = tuple(dict.fromkeys((*extra, K.BATCH)))
     rps_ask = reading.get("throughput.rps")
     rps = float(rps_ask.params.get("rps", 0) or 0) if rps_ask else 0.0
     field_availability = workload.availability if workload else None
@@ -93,6 +100,7 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
     log_ask = reading.get("retention.logs")
     log_days = _log_days(int(log_ask.params["days"])) if log_ask else None
     message_ask = reading.get("retention.messages")
+    object_ask = reading.get("retention.objects")
     domain_ask = reading.get("domain")
     schedule_ask = reading.get("schedule")
     return Intent(
@@ -107,6 +115,7 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
         else None,
         log_days=log_days,
         message_retention_days=(int(message_ask.params["days"]) if message_ask else None),
+        object_days=int(object_ask.params["days"]) if object_ask else None,
         domain=str(domain_ask.params["host"]) if domain_ask else None,
         schedule=str(schedule_ask.params["expression"]) if schedule_ask else None,
         wants_ec2=reading.has("compute.vm"),

@@ -107,6 +107,8 @@ class Draft:
     def bucket(self, name: str, size_gb: float | None, **extra: Any) -> str:
         if size_gb is None:
             self.notes.append(f"{name}: no size given, 50 GB assumed.")
+        if self.intent.object_days and not extra.get("website_origin"):
+            extra["expiration_days"] = self.intent.object_days
         return self.add(
             "s3_bucket",
             name,

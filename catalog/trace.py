@@ -116,7 +116,7 @@ def _of(parsed: _Parsed, *types: str) -> list[tuple[Component, Params]]:
     return [(c, p) for c, p in parsed if c.type in types]
 
 
-def _names(parsed: _Parsed, *types: str) -> tuple[str, ...]:
+def _names(parsed: Sequence[tuple[Component, Params]], *types: str) -> tuple[str, ...]:
     return tuple(c.name for c, _ in parsed if not types or c.type in types)
 
 
@@ -126,7 +126,12 @@ def _types(*types: str, missing: str) -> Callable[[Ask, GoalStatement, _Parsed],
         if not found:
             return Verdict(S.UNSUPPORTED, note=f"Not in this design: {missing}.")
         size = ask.params.get("size_gb")
-        if isinstance(size, int | float) and not isinstance(size, bool):
+        sized_types = {"rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis"}
+        if (
+            isinstance(size, int | float)
+            and not isinstance(size, bool)
+            and set(types) & (sized_types)
+        ):
             sized = [c.name for c, p in found if _size_of(p) >= float(size) * 0.999]
             if not sized:
                 return Verdict(S.UNSUPPORTED, _names(found), f"Sized below the {size:g} GB asked.")
@@ -242,7 +247,14 @@ def _rps(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
             capacity = float("inf")
             by.append(c.name)
     if not by:
-        return Verdict(S.UNSUPPORTED, note="Nothing in this design serves requests.")
+        if _names(parsed, "ecs_scheduled_task"):
+            return Verdict(S.ASSUMED, note="Scheduled work serves no requests: the rate was "
+                           "not used to size it (each run is sized on its own).")  # fmt: skip
+        return Verdict(
+            S.ASSUMED,
+            note="Nothing in this design serves requests (no workload "
+            "was named), so the rate sizes nothing: name the workload to have it sized.",
+        )
     if capacity + 1e-6 < rps:
         return Verdict(S.UNSUPPORTED, tuple(by), f"Sized for {capacity:g} rps, below {rps:g}.")
     return Verdict(S.MET, tuple(by), f"Sized for {rps:g} rps at {RPS_PER_VCPU:g} rps per vCPU.")
@@ -310,12 +322,15 @@ def _retention_messages(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdi
 
 def _retention_objects(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     days = ask.params.get("days")
+    by = [c.name for c, p in parsed
+          if isinstance(p, S3BucketParams) and p.expiration_days == days]  # fmt: skip
+    if by:
+        return Verdict(S.MET, tuple(by), f"A lifecycle rule deletes objects (and old versions) "
+                       f"{days} days after they are written.")  # fmt: skip
     return Verdict(
         S.UNSUPPORTED,
         _names(parsed, "s3_bucket"),
-        f"The catalog's bucket has no lifecycle rule yet, so objects are not deleted after "
-        f"{days} days: drop the retention (objects are kept until deleted), or wait for the "
-        "bucket's lifecycle parameter.",
+        f"No bucket in this design deletes objects after {days} days.",
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from catalog.gaps import UnsupportedAsks
 from catalog.reading import ReadingAids
 from crew.settings import Settings
 from memory.plans import NoPlanMemory, PlanMemory
@@ -56,7 +57,7 @@ class CrewContext:
     reading: ReadingAids = field(default_factory=ReadingAids)
     """What the reader of goals is lent: the sentence-embedding matcher (built once per
     process by the container); the default reads by rules alone."""
-    unsupported_asks: str = "block"
+    unsupported_asks: UnsupportedAsks = "block"
     """The org policy's unsupported_asks: 'block' (default) or 'warn'."""
     plan_memory: PlanMemory = field(default_factory=NoPlanMemory)
     """Past PlanSpecs with their outcome (and runbooks, with the vector memory), retrieved

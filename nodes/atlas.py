@@ -81,7 +81,7 @@ def plan_goal(
     problems = _goal_problems(goal, reading)
     if problems:
         return _blocked(goal_id, [*problems, *_budget_estimate(goal, reading)], attempts=1,
-                        requirements=trace_requirements(goal, reading, []))  # fmt: skip
+                        requirements=_would_be(goal, reading))  # fmt: skip
     provenance = Provenance(planner="catalog")
     plan, problems = _evaluate(
         goal,
@@ -114,16 +114,26 @@ def _finish(
 ) -> PlanSpec | DesignBlocked:
     """The plan, unless an ask it cannot meet blocks it (org policy unsupported_asks)."""
     if plan is None:
-        requirements = trace_requirements(goal, reading, [])
-        gaps = gap_problems(requirements) if not problems or _nothing(problems) else []
-        return _blocked(goal_id, [*gaps, *problems] if gaps else problems, attempts=attempts,
-                        requirements=requirements)  # fmt: skip
+        requirements = _would_be(goal, reading)
+        # Everything at once: the clashes, and the asks no design here would meet.
+        gaps = gap_problems(requirements)
+        reasons = [*gaps, *problems] if _nothing(problems) else [*problems, *gaps]
+        return _blocked(goal_id, reasons, attempts=attempts, requirements=requirements)
     gaps = gap_problems(plan.requirements)
     if gaps and unsupported_asks == "block":
         return _blocked(goal_id, gaps, attempts=attempts, requirements=plan.requirements)
     if gaps:
         plan = plan.model_copy(update={"risks": [*plan.risks, *gap_risks(plan.requirements)]})
     return plan
+
+
+def _would_be(goal: GoalStatement, reading: Reading) -> list[Requirement]:
+    """The trace of the catalog planner's design for a blocked goal: what a design would
+    meet once the blocking reasons are resolved (nothing, when there is nothing to design)."""
+    design = design_for(goal, reading)
+    components = design.components if design is not None else []
+    assumptions = design.assumptions if design is not None else []
+    return trace_requirements(goal, reading, components, assumptions=assumptions)
 
 
 def _nothing(problems: Sequence[Problem]) -> bool:
@@ -152,7 +162,7 @@ async def design_goal(
     if problems:
         # No design can fix a goal that contradicts itself: do not spend tokens on it.
         return _blocked(goal_id, [*problems, *_budget_estimate(goal, reading)], attempts=1,
-                        requirements=trace_requirements(goal, reading, []))  # fmt: skip
+                        requirements=_would_be(goal, reading))  # fmt: skip
     past = await _recall(goal, memory or NoPlanMemory(), run_id) if planner.uses_memory else []
     rejected: list[Attempt] = []
     prompt_tokens = completion_tokens = 0

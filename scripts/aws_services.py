@@ -14,8 +14,9 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
-import botocore
+import botocore  # type: ignore[import-untyped]
 
 TARGET = Path(__file__).resolve().parent.parent / "catalog" / "data" / "aws_services.json"
 REGIONS = TARGET.with_name("aws_regions.json")
@@ -33,9 +34,9 @@ def regions() -> str:
     return json.dumps(body, indent=1, sort_keys=True) + "\n"
 
 
-def services() -> list[dict[str, str]]:
+def services() -> list[dict[str, Any]]:
     root = Path(botocore.__file__).parent / "data"
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         versions = sorted(v for v in folder.iterdir() if v.is_dir())
         if not versions:

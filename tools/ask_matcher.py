@@ -33,6 +33,8 @@ UNSUPPORTED_MARGIN = 0.04
 #: A second capability in one clause must be this close to the best one.
 SECOND_WITHIN = 0.03
 NONE = "none"
+#: Clauses remembered per matcher (cleared when full).
+CACHE_SIZE = 4096
 
 
 class EmbeddingMatcher:
@@ -49,13 +51,24 @@ class EmbeddingMatcher:
         self._lock = threading.Lock()
         self._examples: tuple[list[str], npt.NDArray[np.float32]] | None = None
         self._supported = {c.name: c.supported for c in CAPABILITIES}
+        self._seen: dict[str, list[tuple[str, float]]] = {}
+        """Clauses already read (the design node and the planner read the same goal)."""
 
     def match(self, clauses: Sequence[str]) -> list[list[tuple[str, float]]]:
         if not clauses:
             return []
         labels, matrix = self._example_vectors()
-        similarities = self._embedder.encode(list(clauses)) @ matrix.T
-        return [self._pick(labels, row) for row in similarities]
+        with self._lock:
+            todo = list(dict.fromkeys(c for c in clauses if c not in self._seen))
+        if todo:
+            similarities = self._embedder.encode(todo) @ matrix.T
+            picked = {c: self._pick(labels, row) for c, row in zip(todo, similarities, strict=True)}
+            with self._lock:
+                if len(self._seen) + len(picked) > CACHE_SIZE:
+                    self._seen.clear()
+                self._seen.update(picked)
+        with self._lock:
+            return [list(self._seen[c]) if c in self._seen else [] for c in clauses]
 
     def scores(self, clauses: Sequence[str]) -> list[dict[str, float]]:
         """Best similarity per capability for each clause (for tuning the threshold)."""

@@ -201,7 +201,7 @@ def _by_meaning(text: str, hits: list[_Hit], matcher: MeaningMatcher) -> list[_H
     clauses = [
         (m.start(), m.end())
         for m in _CLAUSE.finditer(text)
-        if len(m.group(0).split()) >= 2 and re.search(r"[a-z]", m.group(0))
+        if len(m.group(0).split()) >= 3 and not _covered(hits, m.start(), m.end())
     ][:MAX_CLAUSES]
     if not clauses:
         return []
@@ -220,6 +220,15 @@ def _by_meaning(text: str, hits: list[_Hit], matcher: MeaningMatcher) -> list[_H
     return found
 
 
+def _covered(hits: list[_Hit], start: int, end: int) -> bool:
+    """Whether rules already read most of a clause (its meaning adds little, and reading it
+    again costs the model's time)."""
+    marked: set[int] = set()
+    for h in hits:
+        marked.update(range(max(start, h.start), min(end, h.end)))
+    return len(marked) * 2 >= max(1, end - start)
+
+
 def _resolve(hits: list[_Hit]) -> list[_Hit]:
     """A match inside a longer match of another name yields to it ("static website" is not
     also a "website"; "NoSQL database" is not a relational one)."""
@@ -229,9 +238,13 @@ def _resolve(hits: list[_Hit]) -> list[_Hit]:
         if h.name in _QUANTITY_NAMES:
             kept.append(h)
             continue
+        if not h.name.startswith("aws.") and h.name not in _GENERIC:
+            kept.append(h)
+            continue
         longer = [
             o for o in (capability_hits if h.name.startswith("aws.") else hits)
             if o is not h and o.name != h.name and o.name not in _QUANTITY_NAMES
+            and o.score == 1.0
             and o.start <= h.start and h.end <= o.end and (o.end - o.start) > (h.end - h.start)
         ]  # fmt: skip
         same_span_capability = h.name.startswith("aws.") and any(
@@ -242,6 +255,13 @@ def _resolve(hits: list[_Hit]) -> list[_Hit]:
     return kept
 
 
+#: Names whose words also appear inside more specific phrases ("NoSQL database", "static
+#: website", "AWS Batch", "doesn't need to be highly available"): they yield to those.
+_GENERIC = {
+    "store.relational", "workload.web_service", "workload.api", "store.redis",
+    "compute.container", "workload.batch", "availability.multi_az", "privacy.private",
+    "encryption.at_rest", "observability.monitoring",
+}  # fmt: skip
 _QUANTITY_NAMES = {
     "throughput.rps", "size", "domain", "region", "environment", "budget", "schedule",
     "retention.logs", "retention.backups", "retention.objects", "retention.messages",
@@ -272,6 +292,13 @@ def _merge(goal: GoalStatement, text: str, hits: list[_Hit], title_hits: list[_H
     _attach_sizes(hits)
     for h in sorted(hits, key=lambda h: h.start):
         _add(asks, _text_ask(text, h), goal)
+    if "store.relational" in asks and ("store.postgres" in asks or "store.mysql" in asks):
+        del asks["store.relational"]  # "a PostgreSQL database" names the engine
+    schedule = asks.get("schedule")
+    if schedule is not None and not any(n.startswith("workload.") for n in asks):
+        # Something runs on a schedule and no workload is named: a scheduled job.
+        _add(asks, Ask(AskKind.CAPABILITY, "workload.batch", BY_NAME["workload.batch"].title,
+                       schedule.source), goal)  # fmt: skip
     for h in title_hits:
         if h.name in _QUANTITY_NAMES or h.name in asks:
             continue

@@ -53,7 +53,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"sitios? (web )?est[aá]ticos?",
             r"p[aá]ginas? est[aá]ticas?",
             r"sites? est[aá]ticos?",
-            r"siti? statici?",
+            r"sit[oi] static[oi]",
             r"documentation (web)?site",
             r"docs (web)?site",
             r"marketing site",
@@ -70,6 +70,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             "a single page application served to browsers",
             "serve the compiled frontend bundle",
             "a marketing microsite with no backend",
+            "a few simple pages with information about us",
             "a personal blog built with a static generator",
         ),
     ),
@@ -105,6 +106,9 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"\bwebsite\b",
             r"\bweb ?shop\b",
             r"online (store|shop)",
+            r"tienda (online|en l[ií]nea|virtual)|boutique en ligne|onlineshop"
+            r"|loja (online|virtual)"
+            r"|negozio online",
             r"e-?commerce",
             r"\bportal\b",
             r"\bdashboard\b",
@@ -138,6 +142,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"background (jobs?|workers?|processing|tasks?)",
             r"\bconsumers?\b",
             r"drain(s|ed|ing)? (the|a|each|that) queue",
+            r"\bqueues?\b[^.;]{0,60}\b(drained|consumed|processed|read|polled) by",
             r"(pull|read|take)s? (jobs|messages|tasks) "
             r"(off|from)",
             r"process(es|ing)? (the )?(messages|jobs) from",
@@ -778,7 +783,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         QUAL,
         True,
         (
-            r"private (subnets?|network(ing)?|bucket|access|only)|privately|internal[- ]only|"
+            r"\bprivate(ly)?\b|internal[- ]only|"
             r"not (be )?(publicly|public)|no public (access|ip)|(not|never) (exposed|reachable) "
             r"(to|from) the internet|priv[ée]e?s?\b|privad[oa]s?",
         ),

@@ -142,6 +142,8 @@ _BACKUP_CUE = re.compile(
     r"point[- ]in[- ]time|restore|backed up",
     re.IGNORECASE,
 )
+_BUCKET_CUE = re.compile(r"\bbuckets?\b|\bs3\b|object storage|\barchive", re.IGNORECASE)
+_LOG_GROUP_CUE = re.compile(r"cloudwatch|log groups?", re.IGNORECASE)
 _MESSAGE_CUE = re.compile(r"\bmessages?\b|\bmensajes\b|nachrichten", re.IGNORECASE)
 
 
@@ -156,15 +158,29 @@ def retentions(sentence: str, offset: int) -> Iterator[Found]:
         days = round(number(m.group("num"), m.group("mult")) * _DAYS[m.group("unit").lower()])
         if not 0 < days <= 36_500:
             continue
-        if _BACKUP_CUE.search(sentence):
-            target = "backups"
-        elif _LOG_CUE.search(sentence):
-            target = "logs"
-        elif _MESSAGE_CUE.search(sentence):
-            target = "messages"
-        else:
-            target = "objects"
+        target = _target(sentence, m.start())
         yield Found(f"retention.{target}", days, offset + m.start(), offset + m.end())
+
+
+def _target(sentence: str, at: int) -> str:
+    """What a duration at `at` retains: the cue named last before it in its clause ("backups
+    kept 30 days, logs 1 year"), else in the whole sentence."""
+    start = max((b.end() for b in re.finditer(r"[,;]| and ", sentence[:at])), default=0)
+    for scope in (sentence[start:at], sentence):
+        cues = [
+            (m.start(), name)
+            for name, cue in (("backups", _BACKUP_CUE), ("logs", _LOG_CUE),
+                              ("messages", _MESSAGE_CUE), ("objects", _BUCKET_CUE))
+            for m in cue.finditer(scope)
+        ]  # fmt: skip
+        if cues:
+            names = {n for _, n in cues}
+            if "objects" in names and "logs" in names and not (_LOG_GROUP_CUE.search(sentence)):
+                return "objects"  # "logs shipped to a bucket for 90 days": the bucket's objects
+            if "backups" in names:
+                return "backups"
+            return max(cues)[1]
+    return "objects"
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -211,6 +227,11 @@ _SCHEDULE_WORDS: tuple[tuple[str, str], ...] = (
         r"\bnightly\b|every night|each night|at night|overnight|jede nacht|nächtlich|chaque nuit|"
         r"toutes les nuits|cada noche|todas las noches|todas as noites|ogni notte|in the night",
         "nightly",
+    ),
+    (
+        r"(every|each) (morning|evening)|chaque (matin|soir)|jeden (morgen|abend)|cada "
+        r"(mañana|noche)",
+        "daily_part",
     ),
     (
         r"\bdaily\b|every day|once a day|each day|per day|täglich|jeden tag|tous les jours|chaque "
@@ -302,16 +323,20 @@ def schedules(sentence: str, offset: int) -> Iterator[Found]:
             expr = f"rate({n} hour{'s' if n > 1 else ''})"
         elif kind == "ndays":
             expr = f"rate({n} day{'s' if n > 1 else ''})"
+        elif kind == "daily_part":
+            evening = re.search(r"evening|soir|abend|noche", lower)
+            at: tuple[int, int] = _time_of_day(sentence) or ((18, 0) if evening else (6, 0))
+            expr = _calendar("daily", days, at, False)
         else:
             expr = _calendar(kind, days, _time_of_day(sentence), "twice" in lower)
         yield Found("schedule", expr, offset + m.start(), offset + m.end())
         return
     if days and re.search(rf"{_EVERY}|\bon\s|\bsundays|\bmondays|\bnights?\b|\bam\b|\ble\b|"
                           r"\bjeden\b|\bel\b|\bos\b|\blos\b", lower):  # fmt: skip
-        at = _time_of_day(sentence)
+        when = _time_of_day(sentence)
         first_day = _DOW_RE.search(lower)
         first = first_day.start() if first_day and days != ["MON-FRI"] else 0
-        expr = _calendar("weekly", days, at, False)
+        expr = _calendar("weekly", days, when, False)
         yield Found("schedule", expr, offset + max(first, 0), offset + len(sentence.rstrip()))
 
 
@@ -334,7 +359,7 @@ _HOST = re.compile(r"(?<![@\w.-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+([a
 _GTLDS = {
     "com", "org", "net", "io", "dev", "app", "ai", "co", "cloud", "tech", "shop", "store",
     "site", "online", "xyz", "info", "biz", "edu", "gov", "me", "tv", "page", "blog", "news",
-    "health", "bank", "finance", "games", "email", "systems", "tools", "ly", "gg", "sh",
+    "health", "bank", "finance", "games", "email", "systems", "tools", "ly", "gg",
 }  # fmt: skip
 _NOT_TLDS = {"js", "py", "md", "tf", "rb", "go", "ts", "cs", "rs", "db", "sh", "so", "ai"}
 
@@ -343,7 +368,9 @@ def domains(text: str) -> Iterator[Found]:
     lower = text.lower()
     for m in _HOST.finditer(lower):
         host, tld = m.group(1), m.group(2)
-        if tld in _GTLDS or (len(tld) == 2 and tld not in _NOT_TLDS - {"ai", "sh"}):
+        if lower[: m.start()].endswith("/") and not lower[: m.start()].endswith("://"):
+            continue  # a path (evil.example/x.sh), not a host
+        if tld in _GTLDS or (len(tld) == 2 and tld not in _NOT_TLDS - {"ai"}):
             label = host.split(".")[0]
             if len(host) <= 253 and not label.isdigit() and host not in ("e.g", "i.e"):
                 if re.search(r"(node|next|vue|react|express|d3|three|chart)\.js", host):

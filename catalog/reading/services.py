@@ -98,8 +98,6 @@ def service_index() -> ServiceIndex:
             if key and len(key) >= 2:
                 entry = _Name(service, variant, variant in common)
                 names.setdefault(key, []).append(entry)
-        if "-" not in row["key"] and row["key"] not in names and len(row["key"]) > 3:
-            names.setdefault(row["key"], []).append(_Name(service, row["key"], True))
     for alias, key in _ALIASES.items():
         if key in services:
             names.setdefault(_norm(alias), []).append(_Name(services[key], alias, False))

@@ -11,6 +11,7 @@ quotes the person's own words.
 from __future__ import annotations
 
 import bisect
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -108,7 +109,6 @@ class Vocabulary:
 
     def closest(self, word: str) -> str | None:
         limit = 1 if len(word) < 8 else 2
-        best: tuple[int, str] | None = None
         n = len(word)
         candidates = [
             c
@@ -116,11 +116,14 @@ class Vocabulary:
             for size in range(n - limit, n + limit + 1)
             for c in self.by_initial.get((initial, size), ())
         ]
+        scored = []
         for candidate in candidates:
             d = distance(word, candidate, limit)
-            if d <= limit and (best is None or d < best[0]):
-                best = (d, candidate)
-        return best[1] if best else None
+            if d <= limit:
+                # Ties go to the closer-looking word ("statc" is "static", not "state").
+                ratio = difflib.SequenceMatcher(None, word, candidate).ratio()
+                scored.append((d, -ratio, candidate))
+        return min(scored)[2] if scored else None
 
 
 @dataclass(frozen=True)
