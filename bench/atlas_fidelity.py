@@ -34,6 +34,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.reading import ReadingAids, read_goal
@@ -130,8 +131,8 @@ async def _build(plans: list[tuple[Case, PlanSpec]]) -> tuple[int, int, list[str
     from crew.container import build_sentinel, build_terraform_runner
     from crew.settings import Settings
     from nodes.forge import build_workspace
+    from nodes.sentinel import PLAN_JSON, read_plan_json
     from sentinel.engine import Subject
-    from sentinel.planfile import read_plan_json
     from tools.backend import StateBackend
 
     ok = 0
@@ -146,9 +147,10 @@ async def _build(plans: list[tuple[Case, PlanSpec]]) -> tuple[int, int, list[str
             workspace = Path(tmp) / case.id / "r1"
             status = await build_workspace(plan, workspace, runner, backend=backend)
             if not status.ok:
-                failures.append(f"{case.id}: build failed: {'; '.join(status.errors)[:300]}")
+                why = "; ".join(str(e) for e in status.errors)[:300]
+                failures.append(f"{case.id}: build failed: {why}")
                 continue
-            plan_path = workspace / "plan.json"
+            plan_path = workspace / PLAN_JSON
             subject = Subject(
                 plan_id=plan.plan_id,
                 plan_json=read_plan_json(plan_path),
@@ -160,7 +162,7 @@ async def _build(plans: list[tuple[Case, PlanSpec]]) -> tuple[int, int, list[str
                 plan=plan,
                 forge_render=True,
             )
-            report = await sentinel.validate(subject, __import__("datetime").datetime.now())
+            report = await sentinel.validate(subject, datetime.now(UTC))
             if report.verdict.value == "PASS":
                 ok += 1
             else:

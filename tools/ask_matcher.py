@@ -70,6 +70,11 @@ class EmbeddingMatcher:
         with self._lock:
             return [list(self._seen[c]) if c in self._seen else [] for c in clauses]
 
+    def forget(self) -> None:
+        """Drop the remembered clauses (benchmarks measure the model's work)."""
+        with self._lock:
+            self._seen.clear()
+
     def scores(self, clauses: Sequence[str]) -> list[dict[str, float]]:
         """Best similarity per capability for each clause (for tuning the threshold)."""
         labels, matrix = self._example_vectors()

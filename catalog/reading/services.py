@@ -87,7 +87,8 @@ def service_index() -> ServiceIndex:
     names: dict[str, list[_Name]] = {}
     services: dict[str, Service] = {}
     for row in raw["services"]:
-        service = Service(row["key"], row["id"], row["full_name"])
+        full = row["full_name"] if " " in row["full_name"] else f"AWS {row['id']}"
+        service = Service(row["key"], row["id"], full)
         services[service.key] = service
         common = set(row.get("common_words", []))
         written = {row["id"], row["full_name"], row.get("abbreviation", "")}
