@@ -53,7 +53,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"sitios? (web )?est[aá]ticos?",
             r"p[aá]ginas? est[aá]ticas?",
             r"sites? est[aá]ticos?",
-            r"sit[oi] static[oi]",
+            r"sit[oi] static[oi]?",
             r"documentation (web)?site",
             r"docs (web)?site",
             r"marketing site",
