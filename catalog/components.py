@@ -318,6 +318,13 @@ class S3BucketParams(Params):
     website_origin: bool = Field(
         default=False, description="Serve through a CloudFront origin access control."
     )
+    expiration_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Delete objects (and old versions) this many days after they are written: "
+        "a lifecycle rule. None keeps objects until someone deletes them.",
+    )
 
 
 class CloudFrontParams(Params):

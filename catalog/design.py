@@ -174,7 +174,7 @@ def derived_risks(goal: GoalStatement, parsed: list[tuple[Component, Params]]) -
 def derived_assumptions(goal: GoalStatement) -> list[str]:
     prices = load_prices()
     notes = [
-        f"Prices: {prices.source}, as of {prices.as_of}; free tiers not deducted; internet "
+        f"Prices: {prices.how_priced(goal.region)}; free tiers not deducted; internet "
         "data transfer out not included.",
     ]
     if goal.workload and goal.workload.expected_rps:

@@ -1,8 +1,9 @@
 """The catalog planner: deterministic rules from a goal to a DesignProposal (no LLM, no I/O).
 
 Inputs, in order of authority: the structured fields (workload kind, expected rps,
-availability, data stores, environment, compliance), then plain signals in the description
-(catalog/signals.py: a kind or data store named in words, a domain, a schedule, "EC2").
+availability, data stores, environment, compliance), then the asks read from the description
+(catalog/reading/, resolved by catalog/intent.py): kinds and data stores named in any words,
+a domain, a schedule, multi-AZ, rps, retention and backups, "EC2".
 
 It first designs the *recommended* variant (25 % capacity headroom, a NAT gateway per AZ and
 a larger database in prod). If that forecast is above the 80 % brake it designs the *lean*
@@ -16,7 +17,9 @@ from __future__ import annotations
 from catalog.components import CATALOG
 from catalog.cost import brake_for, forecast_lines
 from catalog.design import DesignProposal
+from catalog.intent import Intent, intent_of
 from catalog.prices import load_prices
+from catalog.reading import Reading, read_goal
 from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
 from catalog.rules import (
     Draft,
@@ -24,25 +27,26 @@ from catalog.rules import (
     store_components,
     workload_components,
 )
-from catalog.signals import Signals, read_signals
 from catalog.structure import validate_components
 from schemas.goal import GoalStatement, WorkloadKind
 
 K = WorkloadKind
 
 
-def _variant(goal: GoalStatement, signals: Signals, *, lean: bool) -> Draft:
-    d = Draft(goal, signals, lean=lean)
+def _variant(goal: GoalStatement, intent: Intent, *, lean: bool) -> Draft:
+    d = Draft(goal, intent, lean=lean)
     store_components(d, workload_components(d))
     network_and_alarms(d)
     return d
 
 
-def design_for(goal: GoalStatement) -> DesignProposal | None:
+def design_for(goal: GoalStatement, reading: Reading | None = None) -> DesignProposal | None:
     """The recommended design when it fits the brake, else the cheapest that satisfies the
-    goal; None when the goal gives nothing to design. Never raises for a valid goal."""
-    signals = read_signals(goal.description)
-    design = _variant(goal, signals, lean=False)
+    goal; None when the goal gives nothing to design. Never raises for a valid goal.
+
+    `reading` is the goal's asks (read here, by rules only, when not given)."""
+    intent = intent_of(goal, reading if reading is not None else read_goal(goal))
+    design = _variant(goal, intent, lean=False)
     if load_prices().supports(goal.region) and not validate_components(design.components):
         rps = goal.workload.expected_rps if goal.workload else None
         forecast = sum(
@@ -50,7 +54,7 @@ def design_for(goal: GoalStatement) -> DesignProposal | None:
             for line in forecast_lines(design.components, goal.region, expected_rps=rps)
         )
         if round(forecast, 2) > brake_for(goal.budget.monthly_usd):
-            design = _variant(goal, signals, lean=True)
+            design = _variant(goal, intent, lean=True)
     return _proposal(design)
 
 

@@ -37,6 +37,7 @@ class ProblemCode(StrEnum):
     ENCRYPTION = "encryption"
     PRIVATE_NETWORKING = "private_networking"
     NOT_COVERED = "not_covered"
+    UNSUPPORTED_ASK = "unsupported_ask"
     CAPACITY = "capacity"
     TAGS = "tags"
     OVER_BUDGET = "over_budget"

@@ -9,9 +9,8 @@ from typing import Any
 
 from catalog.components import CATALOG, FARGATE_SIZES, AlarmKind
 from catalog.cost import AVERAGE_TO_PEAK, STATIC_RESPONSE_KB
-from catalog.goal_checks import needs_multi_az
+from catalog.intent import Intent
 from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
-from catalog.signals import Signals
 from catalog.sizing import LARGEST_CACHE_NODE, cache_node_for, fargate_size_for, tasks_for
 from catalog.structure import COMPUTE_TYPES
 from schemas.goal import (
@@ -20,7 +19,6 @@ from schemas.goal import (
     DataStoreKind,
     Environment,
     GoalStatement,
-    Workload,
     WorkloadKind,
 )
 from schemas.plan import Component
@@ -37,22 +35,18 @@ CONTAINER_NAMES = {K.WEB_SERVICE: "web", K.API: "api"}
 class Draft:
     """One variant under construction: the goal's reading plus the components so far."""
 
-    def __init__(self, goal: GoalStatement, signals: Signals, *, lean: bool) -> None:
-        workload = goal.workload or Workload()
+    def __init__(self, goal: GoalStatement, intent: Intent, *, lean: bool) -> None:
         compliance = set(goal.constraints.compliance if goal.constraints else [])
         self.goal = goal
         self.lean = lean
         self.prod = goal.environment is Environment.PROD
-        self.multi_az = needs_multi_az(goal)
-        self.kind = workload.kind or _kind_from(signals, workload)
-        self.rps = workload.expected_rps or 0.0
-        self.signals = signals
-        self.backups = self.prod or Compliance.BACKUPS in compliance
+        self.multi_az = intent.multi_az
+        self.kind = intent.kind
+        self.rps = intent.rps
+        self.intent = intent
+        self.backups = self.prod or Compliance.BACKUPS in compliance or intent.backups
         self.logging = Compliance.LOGGING in compliance
-        self.stores = list(workload.data_stores) + [
-            DataStore(kind=k)
-            for k in sorted(signals.stores - {s.kind for s in workload.data_stores})
-        ]
+        self.stores = list(intent.stores)
         self.components: list[Component] = []
         self.notes: list[str] = []
 
@@ -75,12 +69,18 @@ class Draft:
 
     @property
     def log_days(self) -> int:
-        return MIN_LOG_RETENTION_DAYS if self.logging or self.prod else 30
+        floor = MIN_LOG_RETENTION_DAYS if self.logging or self.prod else 30
+        return max(floor, self.intent.log_days or 0)
+
+    @property
+    def backup_days(self) -> int:
+        asked = self.intent.backup_days or 0
+        return max(asked, 14 if self.prod and not self.lean else MIN_BACKUP_DAYS)
 
     def service(self, name: str, rps: float, grants: list[dict[str, str]]) -> str:
         cpu, memory = fargate_size_for(rps)
         desired = tasks_for(rps, cpu, minimum=self.min_tasks, headroom=1.0 if self.lean else 1.25)
-        if self.signals.wants_ec2 and self.kind in CONTAINER_NAMES:
+        if self.intent.wants_ec2 and self.kind in CONTAINER_NAMES:
             per_instance = 400.0
             desired = max(self.min_tasks, math.ceil(rps / per_instance - 1e-9) if rps else 0)
             return self.add(
@@ -107,6 +107,8 @@ class Draft:
     def bucket(self, name: str, size_gb: float | None, **extra: Any) -> str:
         if size_gb is None:
             self.notes.append(f"{name}: no size given, 50 GB assumed.")
+        if self.intent.object_days and not extra.get("website_origin"):
+            extra["expiration_days"] = self.intent.object_days
         return self.add(
             "s3_bucket",
             name,
@@ -119,14 +121,11 @@ class Draft:
 
     def queue(self, name: str) -> str:
         millions = round(self.rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH * 3 / 1e6, 2)
-        return self.add("sqs_queue", name, monthly_requests_million=max(1.0, millions))
-
-
-def _kind_from(signals: Signals, workload: Workload) -> WorkloadKind | None:
-    kinds = {s.kind for s in workload.data_stores} | signals.stores
-    if signals.kind is K.STATIC_SITE and kinds - {D.OBJECT_STORAGE}:
-        return K.WEB_SERVICE  # a "site" with a database has a backend
-    return signals.kind
+        extra: dict[str, Any] = {}
+        if self.intent.message_retention_days:
+            days = min(14, self.intent.message_retention_days)
+            extra["message_retention_s"] = days * 86_400
+        return self.add("sqs_queue", name, monthly_requests_million=max(1.0, millions), **extra)
 
 
 def workload_components(d: Draft) -> list[DataStore]:
@@ -145,35 +144,19 @@ def workload_components(d: Draft) -> list[DataStore]:
             "alb",
             "lb",
             target=app,
-            domain_name=d.signals.domain,
+            domain_name=d.intent.domain,
             deletion_protection=d.prod,
             access_logs=True,
         )
     elif d.kind is K.STATIC_SITE:
         site = take(D.OBJECT_STORAGE)
-        d.bucket("site", site.size_gb if site and site.size_gb else 1, website_origin=True)
-        cdn: dict[str, Any] = {"origin": "site", "domain_name": d.signals.domain}
-        if d.rps:
-            millions = round(d.rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2)
-            transfer = round(millions * STATIC_RESPONSE_KB, 2)  # M requests x KB = GB
-            cdn |= {"monthly_requests_million": millions, "monthly_transfer_gb": transfer}
-            d.notes.append(f"cdn: {STATIC_RESPONSE_KB:g} KB transferred per request on average.")
-        d.add("cloudfront_distribution", "cdn", **cdn)
+        _static_site(d, site, d.intent.domain, d.rps)
     elif d.kind is K.QUEUE_WORKER:
         take(D.QUEUE)
         jobs = d.queue("jobs")
         d.service("worker", d.rps, [{"component": jobs, "access": "consume"}])
     elif d.kind is K.BATCH:
-        d.add(
-            "ecs_scheduled_task",
-            "job",
-            cpu=512,
-            memory_mb=1024,
-            run_minutes=15,
-            schedule=d.signals.schedule or "rate(1 day)",
-            log_retention_days=d.log_days,
-        )
-        d.notes.append("job: each run takes about 15 minutes on 0.5 vCPU / 1 GiB.")
+        _scheduled_job(d, remaining)
     elif d.kind is K.DATA_PIPELINE:
         landing = take(D.OBJECT_STORAGE)
         size = landing.size_gb if landing else None
@@ -189,12 +172,47 @@ def workload_components(d: Draft) -> list[DataStore]:
                 cpu=1024,
                 memory_mb=FARGATE_SIZES[1024][0],
                 run_minutes=20,
-                schedule=d.signals.schedule or "rate(1 hour)",
+                schedule=d.intent.schedule or "rate(1 hour)",
                 log_retention_days=d.log_days,
                 grants=grants,
             )
             d.notes.append("transform: each run takes about 20 minutes on 1 vCPU / 2 GiB.")
+    for extra in d.intent.extra_kinds:
+        if extra is K.BATCH:
+            _scheduled_job(d, remaining)
+        elif extra is K.STATIC_SITE:
+            _static_site(d, None, None, 0.0)
+        elif extra is K.QUEUE_WORKER and not any(s.kind is D.QUEUE for s in remaining):
+            remaining.append(DataStore(kind=D.QUEUE))
     return remaining
+
+
+def _static_site(d: Draft, site: DataStore | None, domain: str | None, rps: float) -> None:
+    name = d.bucket("site", site.size_gb if site and site.size_gb else 1, website_origin=True)
+    cdn: dict[str, Any] = {"origin": name, "domain_name": domain}
+    if rps:
+        millions = round(rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2)
+        transfer = round(millions * STATIC_RESPONSE_KB, 2)  # M requests x KB = GB
+        cdn |= {"monthly_requests_million": millions, "monthly_transfer_gb": transfer}
+        d.notes.append(f"cdn: {STATIC_RESPONSE_KB:g} KB transferred per request on average.")
+    d.add("cloudfront_distribution", "cdn", **cdn)
+
+
+def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
+    """A scheduled container task; it may read and write the goal's bucket."""
+    if d.intent.schedule is None:
+        d.notes.append("job: no schedule given, once a day assumed.")
+    d.add(
+        "ecs_scheduled_task",
+        "job",
+        cpu=512,
+        memory_mb=1024,
+        run_minutes=15,
+        schedule=d.intent.schedule or "rate(1 day)",
+        log_retention_days=d.log_days,
+    )
+    d.notes.append("job: each run takes about 15 minutes on 0.5 vCPU / 1 GiB.")
+    del remaining
 
 
 def store_components(d: Draft, stores: list[DataStore]) -> None:
@@ -212,7 +230,7 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
                 allocated_storage_gb=size,
                 max_allocated_storage_gb=min(65_536, max(100, size * 2)),
                 multi_az=d.multi_az,
-                backup_retention_days=14 if d.prod and not d.lean else MIN_BACKUP_DAYS,
+                backup_retention_days=d.backup_days,
                 deletion_protection=d.prod,
                 allow_from=compute,
             )
@@ -225,7 +243,9 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
                 num_nodes=2 if d.multi_az else 1,
                 automatic_failover=d.multi_az,
                 allow_from=compute,
-                snapshot_retention_days=MIN_BACKUP_DAYS if d.backups else 1,
+                snapshot_retention_days=(
+                    max(MIN_BACKUP_DAYS, min(35, d.intent.backup_days or 0)) if d.backups else 1
+                ),
             )
         elif store.kind is D.OBJECT_STORAGE:
             name = d.bucket("objects", store.size_gb)

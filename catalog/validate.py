@@ -43,7 +43,8 @@ def validate_plan(plan: PlanSpec, goal: GoalStatement) -> list[Problem]:
                 "plan for the goal's region and environment",
             )
         )
-    problems.extend(check_goal(goal))
+    # A plan has components, so "nothing to build" (read by rules before planning) is moot.
+    problems.extend(p for p in check_goal(goal) if p.code is not ProblemCode.NOTHING_TO_BUILD)
     parsed = parse_components(plan.components)
     problems.extend(check_requirements(plan.components, parsed, goal))
     required = goal.constraints.required_tags if goal.constraints else {}

@@ -30,6 +30,7 @@ import schemas.goal
 import schemas.plan
 import schemas.states
 import schemas.validation
+from catalog.reading import ReadingAids
 from crew.errors import ConfigurationError
 from crew.metrics import CrewMetrics, LlmPrices
 from crew.plan_memory import open_plan_memory
@@ -218,14 +219,28 @@ def build_sentinel(
     return Sentinel(tools, load_policy(settings.policy_file))
 
 
-def build_planner(settings: Settings, choice: Literal["catalog", "llm"] | None = None) -> Planner:
+def build_reading_aids(settings: Settings) -> ReadingAids:
+    """What Atlas's reader is lent in this process: the embedding matcher (the model loads on
+    first use, once) unless CREW_GOAL_READER=rules."""
+    if settings.goal_reader == "rules":
+        return ReadingAids()
+    from tools.ask_matcher import build_reading_aids as aids_with_model
+
+    return aids_with_model()
+
+
+def build_planner(
+    settings: Settings,
+    choice: Literal["catalog", "llm"] | None = None,
+    aids: ReadingAids | None = None,
+) -> Planner:
     """Atlas's planner: `choice`, else CREW_PLANNER (auto: the LLM when CREW_LLM_MODEL is set).
 
     Raises ConfigurationError when the LLM is asked for but not configured.
     """
     wanted = choice or settings.effective_planner
     if wanted == "catalog":
-        return CatalogPlanner()
+        return CatalogPlanner(aids)
     if settings.llm_model is None:
         raise ConfigurationError("the LLM planner needs CREW_LLM_MODEL (the model to ask)")
     # Imported here: langchain-openai and openai take ~0.7 s to import, which the catalog
@@ -300,13 +315,16 @@ def build_local_context(
     terraform runner, Sentinel, planner and state backend as `open_services` wires, with no
     plan memory, stack locks held in this process and no event bus."""
     env = dict(environ)
+    aids = build_reading_aids(settings)
     return CrewContext(
         settings=settings,
         terraform=build_terraform_runner(settings, env),
         ledger=ledger,
         worker_id=new_worker_id(role),
         sentinel=build_sentinel(settings, env),
-        planner=build_planner(settings),
+        planner=build_planner(settings, aids=aids),
+        reading=aids,
+        unsupported_asks=load_policy(settings.policy_file).unsupported_asks,
         state_backend=build_state_backend(settings),
     )
 
@@ -350,13 +368,16 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             # The one read of the process environment: what terraform's providers need
             # (AWS_* credentials and endpoints, proxies), passed through as their docs expect.
             environ: dict[str, Any] = dict(os.environ)
+            aids = build_reading_aids(settings)
             context = CrewContext(
                 settings=settings,
                 terraform=build_terraform_runner(settings, environ, metrics),
                 ledger=runs,
                 worker_id=worker_id,
                 sentinel=build_sentinel(settings, environ, metrics),
-                planner=build_planner(settings),
+                planner=build_planner(settings, aids=aids),
+                reading=aids,
+                unsupported_asks=load_policy(settings.policy_file).unsupported_asks,
                 plan_memory=plan_memory,
                 state_backend=build_state_backend(settings),
                 stack_locks=StackLocks(conninfo),

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         "audit log, newest first), `off`, or `auto` (vector when the database has pgvector, "
         "else audit with a warning).",
     )
+    goal_reader: Literal["meaning", "rules"] = Field(
+        default="meaning",
+        description="How Atlas reads a goal's description: `meaning` (rules plus the bundled "
+        "all-MiniLM-L6-v2 model matching clauses against the capability set; loads once per "
+        "process) or `rules` (patterns only, no model).",
+    )
     embedder: Literal["minilm", "openai"] = Field(
         default="minilm",
         description="Who embeds texts for vector memory: `minilm` (all-MiniLM-L6-v2, "

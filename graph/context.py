@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from catalog.gaps import UnsupportedAsks
+from catalog.reading import ReadingAids
 from crew.settings import Settings
 from memory.plans import NoPlanMemory, PlanMemory
 from nodes.planners import Planner
@@ -52,6 +54,11 @@ class CrewContext:
     planner: Planner = field(default_factory=CatalogPlanner)
     """The design node's planner; the offline catalog planner unless the container wires
     the LLM planner (CREW_PLANNER / CREW_LLM_MODEL)."""
+    reading: ReadingAids = field(default_factory=ReadingAids)
+    """What the reader of goals is lent: the sentence-embedding matcher (built once per
+    process by the container); the default reads by rules alone."""
+    unsupported_asks: UnsupportedAsks = "block"
+    """The org policy's unsupported_asks: 'block' (default) or 'warn'."""
     plan_memory: PlanMemory = field(default_factory=NoPlanMemory)
     """Past PlanSpecs with their outcome (and runbooks, with the vector memory), retrieved
     for planners that use them; crew/plan_memory.py picks it from CREW_MEMORY."""

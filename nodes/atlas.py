@@ -33,7 +33,10 @@ from langgraph.runtime import Runtime
 
 from catalog.cost import forecast_lines
 from catalog.design import assemble_plan
+from catalog.gaps import UnsupportedAsks, gap_problems, gap_risks, uncovered_problems
 from catalog.planner import design_for
+from catalog.reading import Reading, ReadingAids, read_goal
+from catalog.trace import trace_requirements
 from catalog.validate import (
     Problem,
     ProblemCode,
@@ -52,7 +55,7 @@ from nodes.planners import Attempt, Planner, Proposal
 from nodes.planners.catalog import propose_from_catalog
 from schemas.events import EventType
 from schemas.goal import GoalStatement
-from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance
+from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance, Requirement
 from schemas.states import ConductorState
 from tools.mermaid import render_svg
 
@@ -62,20 +65,80 @@ ACTOR = "atlas"
 
 
 def plan_goal(
-    goal: GoalStatement, *, goal_id: str, plan_id: str, revision: int = 1
+    goal: GoalStatement,
+    *,
+    goal_id: str,
+    plan_id: str,
+    revision: int = 1,
+    aids: ReadingAids | None = None,
+    unsupported_asks: UnsupportedAsks = "block",
 ) -> PlanSpec | DesignBlocked:
     """The catalog planner's design for `goal`, validated: deterministic, no I/O, no SVG.
 
-    Never raises for a valid GoalStatement.
+    `aids` lend the reader a matcher by meaning (tools/ask_matcher.py); without them the goal
+    is read by rules alone. Never raises for a valid GoalStatement.
     """
-    problems = check_goal(goal)
+    reading = read_goal(goal, aids)
+    problems = _goal_problems(goal, reading)
     if problems:
-        return _blocked(goal_id, [*problems, *_budget_estimate(goal)], attempts=1)
+        return _blocked(goal_id, [*problems, *_budget_estimate(goal, reading)], attempts=1,
+                        requirements=_would_be(goal, reading))  # fmt: skip
     provenance = Provenance(planner="catalog")
     plan, problems = _evaluate(
-        goal, propose_from_catalog(goal), goal_id, plan_id, revision, provenance
+        goal,
+        propose_from_catalog(goal, reading),
+        goal_id,
+        plan_id,
+        revision,
+        provenance,
+        reading,
     )
-    return plan if plan is not None else _blocked(goal_id, problems, attempts=1)
+    return _finish(goal, goal_id, reading, plan, problems, 1, unsupported_asks)
+
+
+def _goal_problems(goal: GoalStatement, reading: Reading) -> list[Problem]:
+    """The goal's own clashes; 'nothing to build' only when nothing at all was read."""
+    problems = check_goal(goal)
+    if any(a.kind.value == "capability" for a in reading.asks):
+        problems = [p for p in problems if p.code is not ProblemCode.NOTHING_TO_BUILD]
+    return problems
+
+
+def _finish(
+    goal: GoalStatement,
+    goal_id: str,
+    reading: Reading,
+    plan: PlanSpec | None,
+    problems: Sequence[Problem],
+    attempts: int,
+    unsupported_asks: UnsupportedAsks,
+) -> PlanSpec | DesignBlocked:
+    """The plan, unless an ask it cannot meet blocks it (org policy unsupported_asks)."""
+    if plan is None:
+        requirements = _would_be(goal, reading)
+        # Everything at once: the clashes, and the asks no design here would meet.
+        gaps = gap_problems(requirements)
+        reasons = [*gaps, *problems] if _nothing(problems) else [*problems, *gaps]
+        return _blocked(goal_id, reasons, attempts=attempts, requirements=requirements)
+    gaps = gap_problems(plan.requirements)
+    if gaps and unsupported_asks == "block":
+        return _blocked(goal_id, gaps, attempts=attempts, requirements=plan.requirements)
+    if gaps:
+        plan = plan.model_copy(update={"risks": [*plan.risks, *gap_risks(plan.requirements)]})
+    return plan
+
+
+def _would_be(goal: GoalStatement, reading: Reading) -> list[Requirement]:
+    """The trace of the catalog planner's design for a blocked goal: what a design would
+    meet once the blocking reasons are resolved (nothing, when there is nothing to design)."""
+    design = design_for(goal, reading)
+    components = design.components if design is not None else []
+    assumptions = design.assumptions if design is not None else []
+    return trace_requirements(goal, reading, components, assumptions=assumptions)
+
+
+def _nothing(problems: Sequence[Problem]) -> bool:
+    return all(p.code is ProblemCode.BAD_REPLY for p in problems)
 
 
 async def design_goal(
@@ -87,12 +150,20 @@ async def design_goal(
     revision: int = 1,
     memory: PlanMemory | None = None,
     run_id: str | None = None,
+    aids: ReadingAids | None = None,
+    unsupported_asks: UnsupportedAsks = "block",
 ) -> PlanSpec | DesignBlocked:
-    """Ask `planner`, validate, retry with the clash explained; raises only planner errors."""
-    problems = check_goal(goal)
+    """Ask `planner`, validate, retry with the clash explained; raises only planner errors.
+
+    Every proposal is traced against the goal's asks (read once, here): an ask the catalog
+    could meet but the proposal ignores is a problem like any clash, so an LLM cannot drop
+    one silently; asks the catalog cannot meet block unless `unsupported_asks` is 'warn'."""
+    reading = read_goal(goal, aids)
+    problems = _goal_problems(goal, reading)
     if problems:
         # No design can fix a goal that contradicts itself: do not spend tokens on it.
-        return _blocked(goal_id, [*problems, *_budget_estimate(goal)], attempts=1)
+        return _blocked(goal_id, [*problems, *_budget_estimate(goal, reading)], attempts=1,
+                        requirements=_would_be(goal, reading))  # fmt: skip
     past = await _recall(goal, memory or NoPlanMemory(), run_id) if planner.uses_memory else []
     rejected: list[Attempt] = []
     prompt_tokens = completion_tokens = 0
@@ -108,9 +179,13 @@ async def design_goal(
             attempts=number,
             retrieved=[p.ref for p in past],
         )
-        plan, problems = _evaluate(goal, proposal, goal_id, plan_id, revision, provenance)
+        plan, problems = _evaluate(goal, proposal, goal_id, plan_id, revision, provenance, reading)
+        if plan is not None and planner.name != "catalog":
+            problems = uncovered_problems(plan.requirements)
+            if problems and number < planner.max_attempts:
+                plan = None
         if plan is not None:
-            return plan
+            return _finish(goal, goal_id, reading, plan, [], number, unsupported_asks)
         logger.info(
             "design attempt %d of %d rejected: %s",
             number,
@@ -121,7 +196,7 @@ async def design_goal(
         rejected.append(Attempt(number, problems, proposal.raw))
     if planner.name != "catalog":
         problems = [_with_catalog_alternative(goal, p, goal_id) for p in problems]
-    return _blocked(goal_id, problems, attempts=planner.max_attempts)
+    return _finish(goal, goal_id, reading, None, problems, planner.max_attempts, unsupported_asks)
 
 
 async def _recall(goal: GoalStatement, memory: PlanMemory, run_id: str | None) -> list[Recalled]:
@@ -151,6 +226,7 @@ def _evaluate(
     plan_id: str,
     revision: int,
     provenance: Provenance,
+    reading: Reading,
 ) -> tuple[PlanSpec | None, list[Problem]]:
     if proposal.design is None:
         why = proposal.error or "no design was returned"
@@ -172,12 +248,17 @@ def _evaluate(
         provenance=provenance,
     )
     problems = validate_plan(plan, goal)
-    return (None if problems else plan), problems
+    if problems:
+        return None, problems
+    requirements = trace_requirements(
+        goal, reading, plan.components, assumptions=proposal.design.assumptions
+    )
+    return plan.model_copy(update={"requirements": requirements}), []
 
 
-def _budget_estimate(goal: GoalStatement) -> list[Problem]:
+def _budget_estimate(goal: GoalStatement, reading: Reading) -> list[Problem]:
     """Also say whether the budget would do, when the goal is blocked for other reasons."""
-    design = design_for(goal)
+    design = design_for(goal, reading)
     if design is None or validate_components(design.components):
         return []
     rps = goal.workload.expected_rps if goal.workload else None
@@ -204,13 +285,21 @@ def _with_catalog_alternative(goal: GoalStatement, problem: Problem, goal_id: st
     return problem
 
 
-def _blocked(goal_id: str, problems: Sequence[Problem], *, attempts: int) -> DesignBlocked:
+def _blocked(
+    goal_id: str,
+    problems: Sequence[Problem],
+    *,
+    attempts: int,
+    requirements: Sequence[Requirement] = (),
+) -> DesignBlocked:
     reasons: list[BlockReason] = []
     for p in problems:
         reason = p.as_reason()
         if reason not in reasons:
             reasons.append(reason)
-    return DesignBlocked(goal_id=goal_id, reasons=reasons, attempts=attempts)
+    return DesignBlocked(
+        goal_id=goal_id, reasons=reasons, attempts=attempts, requirements=list(requirements)
+    )
 
 
 async def with_svg(plan: PlanSpec, mmdc: Path | None) -> PlanSpec:
@@ -237,6 +326,8 @@ async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         plan_id=f"{state['run_id']}-r{revision}",
         revision=revision,
         run_id=state["run_id"],
+        aids=ctx.reading,
+        unsupported_asks=ctx.unsupported_asks,
     )
     now = ctx.clock()
     if isinstance(result, PlanSpec):

@@ -77,10 +77,73 @@ class Provenance(Contract):
     )
 
 
+class RequirementStatus(StrEnum):
+    """How the design answers one ask of the goal."""
+
+    MET = "met"
+    """Components (named in `by`) satisfy it."""
+    REFUSED = "refused"
+    """Unsafe: the catalog never builds it (IAM users, open ports, public buckets, ...)."""
+    UNSUPPORTED = "unsupported"
+    """The catalog cannot express it yet; `note` says what to do."""
+    ASSUMED = "assumed"
+    """The goal was silent and Atlas chose a default, or the description disagreed with a
+    structured field (the field won)."""
+
+
+ParamValue = str | int | float | bool
+
+
+class Ask(Contract):
+    """One requirement read from the goal (catalog/reading/)."""
+
+    kind: Literal["capability", "quality"]
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_.-]{0,80}$",
+        description="A capability or quality of the reader's fixed set (e.g. store.postgres, "
+        "availability.multi_az), or aws.<service> for a named AWS service.",
+    )
+    title: str = Field(max_length=200)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+
+class AskSource(Contract):
+    """A structured field (`field`), or the exact span of the description: description
+    [start:end] == text."""
+
+    text: str = Field(max_length=2_000)
+    field: str | None = Field(default=None, max_length=200)
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+
+
+class Requirement(Contract):
+    """One ask of the goal and what the design does about it ("asked vs designed")."""
+
+    ask: Ask
+    source: AskSource
+    status: RequirementStatus
+    by: list[ComponentName] = Field(
+        default_factory=list, description="The components (and so parameters) that meet it."
+    )
+    note: str | None = Field(default=None, max_length=2_000)
+
+
+PlanSchemaVersion = Literal["0.1", "0.2"]
+
+
 class PlanSpec(Artifact):
-    """An architecture made only of catalog components (DESIGN.md principle 2)."""
+    """An architecture made only of catalog components (DESIGN.md principle 2).
+
+    0.2 adds `requirements` (every ask of the goal traced to what meets it); a 0.1 PlanSpec,
+    which has none, still reads.
+    """
 
     artifact_name = "PlanSpec"
+
+    schema_version: PlanSchemaVersion = Field(  # type: ignore[assignment]
+        default="0.2", description='"0.2" (with requirements); "0.1" artifacts still read.'
+    )
 
     plan_id: str = Field(min_length=1, max_length=100)
     goal_id: str = Field(min_length=1, max_length=200)
@@ -101,6 +164,12 @@ class PlanSpec(Artifact):
         description="The diagram rendered to SVG by the Mermaid CLI, when it is installed.",
     )
     provenance: Provenance
+    requirements: list[Requirement] = Field(
+        default_factory=list,
+        max_length=300,
+        description="Every ask of the goal: met (by which components), refused, unsupported "
+        "or assumed. Empty on 0.1 artifacts.",
+    )
 
 
 class BlockReason(Contract):
@@ -114,6 +183,14 @@ class DesignBlocked(Artifact):
 
     artifact_name = "DesignBlocked"
 
+    schema_version: PlanSchemaVersion = Field(  # type: ignore[assignment]
+        default="0.2", description='"0.2" (with requirements); "0.1" artifacts still read.'
+    )
     goal_id: str = Field(min_length=1, max_length=200)
     reasons: list[BlockReason] = Field(min_length=1, max_length=100)
     attempts: int = Field(ge=1)
+    requirements: list[Requirement] = Field(
+        default_factory=list,
+        max_length=300,
+        description="What was read from the goal and how a design would answer it.",
+    )

@@ -163,8 +163,8 @@ def _report(
     notes = list(assumptions)
     if source == "builtin":
         notes.append(
-            f"list prices for {region} from the built-in table ({table.source}, as of "
-            f"{table.as_of}); free tiers not deducted; internet data transfer not included"
+            f"list prices for {region} from the built-in table ({table.how_priced(region)}); "
+            "free tiers not deducted; internet data transfer not included"
         )
     if not_priced:
         notes.append(f"{len(not_priced)} resource(s) not priced: the total leaves them out")

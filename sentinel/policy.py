@@ -99,6 +99,11 @@ class OrgPolicy(_Strict):
         "checks) that flag one of Forge's accepted risks, by the risk's name; the risk's "
         "render waiver then covers them too.",
     )
+    unsupported_asks: Literal["block", "warn"] = Field(
+        default="block",
+        description="What Atlas does with an ask the catalog cannot meet: block the design "
+        "(DesignBlocked names each ask), or warn (the plan lists each gap as a risk).",
+    )
     source: str | None = Field(default=None, description="The file it came from; None: default.")
 
     @field_validator("allowed_regions")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.web.hcl import HclView
+from catalog.gaps import asked_vs_designed
 from schemas.plan import PlanSpec
 from schemas.run import RunDetail, RunSummary
 from schemas.states import TERMINAL_STATES, ConductorState
@@ -201,6 +202,7 @@ def run_page_context(
         "plan": plan,
         "forecast": run_forecast(plan, validation),
         "components": component_rows(plan) if plan else [],
+        "asked": asked_vs_designed(plan.requirements) if plan else [],
         "finding_groups": findings_by_severity(validation.findings) if validation else [],
         "buttons": gate_buttons(detail) if may_decide else None,
         "hcl": hcl,

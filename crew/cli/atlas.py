@@ -21,12 +21,13 @@ from crew.cli.render import (
     print_version,
     setting_default,
 )
-from crew.container import build_planner
+from crew.container import build_planner, build_reading_aids
 from crew.errors import ConfigurationError, CrewError
 from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.settings import Settings
 from nodes.atlas import design_goal, with_svg
 from schemas.plan import DesignBlocked, PlanSpec
+from sentinel.policy import load_policy
 
 app = typer.Typer(
     name="atlas",
@@ -97,17 +98,28 @@ def plan(
         raise typer.Exit(2) from exc
     try:
         settings = Settings()
-        chosen = build_planner(settings, planner.value if planner else None)
+        aids = build_reading_aids(settings)
+        chosen = build_planner(settings, planner.value if planner else None, aids=aids)
+        unsupported = load_policy(settings.policy_file).unsupported_asks
     except ValidationError as exc:
         details = "; ".join(str(p) for p in problems_from_errors(exc.errors(include_url=False)))
         _fail(2, f"bad settings: {details}")
     except ConfigurationError as exc:
         _fail(2, str(exc))
+    except InputError as exc:
+        _fail(2, "; ".join(f"{p.field}: {p.problem}" for p in exc.problems))
     digest = hashlib.sha256(goal.model_dump_json().encode()).hexdigest()[:12]
     goal_id = goal.goal_id or f"goal-{digest}"
 
     async def run() -> PlanSpec | DesignBlocked:
-        result = await design_goal(goal, planner=chosen, goal_id=goal_id, plan_id=f"plan-{digest}")
+        result = await design_goal(
+            goal,
+            planner=chosen,
+            goal_id=goal_id,
+            plan_id=f"plan-{digest}",
+            aids=aids,
+            unsupported_asks=unsupported,
+        )
         if isinstance(result, PlanSpec):
             return await with_svg(result, settings.mermaid_cli)
         return result

@@ -515,7 +515,7 @@ def schema_export(
         bool, typer.Option(help="Only check the files are current (exit 1 if not).")
     ] = False,
 ) -> None:
-    """Write schemas/v0.1/*.schema.json from the pydantic models."""
+    """Write schemas/v*/*.schema.json from the pydantic models (each in its version)."""
     from schemas.export import SCHEMA_DIR, export_schemas, stale_schemas
 
     if check:

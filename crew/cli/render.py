@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -15,10 +15,11 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
+from catalog.gaps import asked_vs_designed
 from crew import __version__
 from crew.settings import Settings
 from schemas.drift import DriftReport
-from schemas.plan import DesignBlocked, PlanSpec
+from schemas.plan import DesignBlocked, PlanSpec, Requirement
 from schemas.run import RunDetail, RunSummary
 from schemas.stack import StackDetail, StackStatus, StackSummary
 from schemas.states import ConductorState
@@ -255,6 +256,24 @@ def print_plan(plan: PlanSpec) -> None:
         out.print(f"risk ({risk.severity.value}): {risk.description}", soft_wrap=True)
         if risk.mitigation:
             out.print(f"  mitigation: {risk.mitigation}", soft_wrap=True)
+    print_asked_vs_designed(plan.requirements)
+
+
+_STATUS_STYLE = {"met": "green", "assumed": "yellow", "refused": "red", "unsupported": "red"}
+
+
+def print_asked_vs_designed(requirements: Sequence[Requirement]) -> None:
+    """Every ask of the goal beside what the design does about it (gaps first)."""
+    rows = asked_vs_designed(requirements)
+    if not rows:
+        return
+    table = Table(title="asked vs designed")
+    for column in ("status", "asked", "where", "designed / why"):
+        table.add_column(column, overflow="fold")
+    for status, asked, where, why in rows:
+        style = _STATUS_STYLE.get(status, "")
+        table.add_row(f"[{style}]{status}[/{style}]" if style else status, asked, where, why)
+    out.print(table)
 
 
 def print_blocked(blocked: DesignBlocked) -> None:
@@ -262,6 +281,7 @@ def print_blocked(blocked: DesignBlocked) -> None:
     for reason in blocked.reasons:
         out.print(f"- [bold]{reason.constraint}[/bold]: {reason.why}")
         out.print(f"  fix: {reason.suggestion}")
+    print_asked_vs_designed(blocked.requirements)
 
 
 def print_run(detail: RunDetail) -> None:

@@ -19,6 +19,7 @@ import hmac
 from typing import Any
 from urllib.parse import quote
 
+from catalog.gaps import asked_vs_designed
 from schemas.approval import ApprovalDecision, Decision
 from schemas.run import RunDetail
 from schemas.states import ConductorState as S
@@ -49,6 +50,10 @@ def diagram_url(public_url: str | None, secret: str | None, run_id: str) -> str 
         return None
     path = f"/slack/diagrams/{quote(run_id, safe='')}.png"
     return f"{public_url.rstrip('/')}{path}?sig={diagram_signature(secret, run_id)}"
+
+
+#: Unmet asks listed in the message; the run page lists them all.
+_MAX_GAPS = 8
 
 
 def escape(text: str) -> str:
@@ -151,6 +156,26 @@ def render_message(
     if fields:
         blocks.append(
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+        )
+    if plan is not None and plan.requirements:
+        rows = asked_vs_designed(plan.requirements)
+        gaps = [r for r in rows if r[0] != "met"]
+        met = len(rows) - len(gaps)
+        lines = [f"{len(rows)} asks: {met} met" + (f", {len(gaps)} not:" if gaps else ".")]
+        lines += [
+            f"• *{status}* {escape(asked)} ({escape(where)[:120]}): {escape(why)[:200]}"
+            for status, asked, where, why in gaps[:_MAX_GAPS]
+        ]
+        if len(gaps) > _MAX_GAPS:
+            lines.append(f"... and {len(gaps) - _MAX_GAPS} more on the run page")
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("*Asked vs designed*\n" + "\n".join(lines))[:2900],
+                },
+            }
         )
     if plan is not None and plan.diagram_svg and image_url is not None:
         blocks.append(

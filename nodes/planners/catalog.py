@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from catalog.planner import design_for
+from catalog.reading import Reading, ReadingAids, read_goal
 from memory.plans import Recalled
 from nodes.planners import Attempt, Proposal
 from schemas.goal import GoalStatement
@@ -22,14 +23,17 @@ class CatalogPlanner:
     max_attempts = 1
     uses_memory = False
 
+    def __init__(self, aids: ReadingAids | None = None) -> None:
+        self._aids = aids
+
     async def propose(
         self, goal: GoalStatement, past: Sequence[Recalled], rejected: Sequence[Attempt]
     ) -> Proposal:
-        return propose_from_catalog(goal)
+        return propose_from_catalog(goal, read_goal(goal, self._aids))
 
 
-def propose_from_catalog(goal: GoalStatement) -> Proposal:
-    design = design_for(goal)
+def propose_from_catalog(goal: GoalStatement, reading: Reading | None = None) -> Proposal:
+    design = design_for(goal, reading)
     if design is None:
         return Proposal(None, error="the goal gives nothing to design")
     return Proposal(design, raw=design.model_dump_json())

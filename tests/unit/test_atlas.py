@@ -62,6 +62,7 @@ def test_object_storage_goal_gives_one_private_bucket(object_storage_goal: GoalS
         "access_logging": True,
         "force_destroy": True,
         "size_gb": 100.0,
+        "expiration_days": 90,
         "monthly_requests_million": 1.0,
         "website_origin": False,
     }
@@ -135,14 +136,21 @@ def test_region_outside_allowed_regions_is_blocked() -> None:
     assert (result.goal_id, result.attempts) == ("goal-1", 1)
 
 
-def test_unpriced_region_suggests_a_priced_one_nearby() -> None:
-    (reason,) = blocked(region="eu-north-1").reasons
-    assert reason.constraint == "region"
-    assert "not in the price table" in reason.why
-    assert reason.suggestion == "use region eu-west-1"
-    allowed = {"allowed_regions": ["eu-north-1", "eu-central-1"]}
-    (reason,) = blocked(region="eu-north-1", constraints=allowed).reasons
-    assert reason.suggestion == "use region eu-central-1"
+@pytest.mark.parametrize(
+    "region", ["eu-north-1", "eu-west-3", "ap-northeast-1", "ca-central-1", "ap-south-1"]
+)
+def test_every_commercial_region_is_planned_with_estimated_prices(region: str) -> None:
+    spec = planned(region=region)
+    assert spec.region == region
+    assert spec.budget.forecast_monthly_usd > 0
+    assert any(f"estimated for {region}" in a for a in spec.assumptions)
+
+
+def test_a_region_without_price_data_uses_a_stated_conservative_bound() -> None:
+    spec = planned(region="us-gov-west-1")
+    assert any("conservative bound" in a for a in spec.assumptions)
+    east = planned(region="us-east-1")
+    assert spec.budget.forecast_monthly_usd > east.budget.forecast_monthly_usd
 
 
 def test_budget_too_small_names_the_budget_that_would_do() -> None:
@@ -201,7 +209,11 @@ def test_when_the_recommended_design_is_too_dear_the_cheapest_one_is_planned() -
             "workload.data_stores",
             "web_service",
         ),
-        ({"workload": {}, "description": "Something nice."}, "workload", "workload.kind"),
+        (
+            {"workload": {}, "title": "Project X", "description": "Something nice."},
+            "workload",
+            "workload.kind",
+        ),
         (
             {"workload": {"kind": "api", "expected_rps": 5_000_000}},
             "workload.expected_rps",

@@ -21,10 +21,10 @@ from nodes.forge import summarize_plan
 from schemas.apply import ApplyResult
 from schemas.approval import ApprovalDecision, ApprovalRequest
 from schemas.audit import AuditRecord
-from schemas.base import SCHEMA_VERSION, Artifact
+from schemas.base import Artifact
 from schemas.build import BuildStatus
 from schemas.events import EventType, Heartbeat, OpsEvent
-from schemas.export import SCHEMA_DIR, render_schemas, stale_schemas
+from schemas.export import ROOT, render_schemas, schema_dir, stale_schemas, version_of
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.registry import ARTIFACTS
 from schemas.validation import ValidateRequest, ValidationReport
@@ -40,11 +40,12 @@ from tests.unit.support import (
 from tools.process import ProcessResult
 from tools.terraform import _apply_outcome
 
-REGENERATE = "run `crew schema export` (or `make schemas`) and commit schemas/v0.1/"
+REGENERATE = "run `crew schema export` (or `make schemas`) and commit schemas/v*/"
 
 
-def schema_validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+def schema_validator(name: str, version: str | None = None) -> Draft202012Validator:
+    folder = schema_dir(version or version_of(ARTIFACTS[name]))
+    schema = json.loads((folder / f"{name}.schema.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
@@ -59,8 +60,14 @@ def load_example(name: str) -> dict[str, Any]:
 
 def test_committed_schemas_match_the_models() -> None:
     rendered = render_schemas()
-    committed = {p.name: p.read_text(encoding="utf-8") for p in SCHEMA_DIR.glob("*.schema.json")}
-    assert sorted(committed) == sorted(rendered), f"schema files added or removed: {REGENERATE}"
+    committed = {
+        f"{p.parent.name}/{p.name}": p.read_text(encoding="utf-8")
+        for p in ROOT.glob("v*/*.schema.json")
+    }
+    frozen = {"v0.1/PlanSpec.schema.json", "v0.1/DesignBlocked.schema.json"}
+    assert sorted(set(committed) - frozen) == sorted(rendered), (
+        f"schema files added or removed: {REGENERATE}"
+    )
     for name, text in rendered.items():
         assert committed[name] == text, f"{name} is out of date with its model: {REGENERATE}"
     assert stale_schemas() == []
@@ -68,18 +75,22 @@ def test_committed_schemas_match_the_models() -> None:
 
 def test_stale_schemas_notices_a_changed_file(tmp_path: Path) -> None:
     for name, text in render_schemas().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
-    (tmp_path / "PlanSpec.schema.json").write_text("{}", encoding="utf-8")
-    (tmp_path / "Old.schema.json").write_text("{}", encoding="utf-8")
-    assert stale_schemas(tmp_path) == ["Old.schema.json", "PlanSpec.schema.json"]
+    (tmp_path / "v0.2/PlanSpec.schema.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "v0.1/Old.schema.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "v0.1/PlanSpec.schema.json").write_text("{}", encoding="utf-8")  # frozen 0.1
+    assert stale_schemas(tmp_path) == ["v0.1/Old.schema.json", "v0.2/PlanSpec.schema.json"]
 
 
 def test_schema_files_are_draft_2020_12_with_ids() -> None:
-    for name in ARTIFACTS:
-        schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    for name, model in ARTIFACTS.items():
+        version = version_of(model)
+        path = schema_dir(version) / f"{name}.schema.json"
+        schema = json.loads(path.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        assert schema["$id"].endswith(f"/v{SCHEMA_VERSION}/{name}.schema.json")
+        assert schema["$id"].endswith(f"/v{version}/{name}.schema.json")
         assert schema["additionalProperties"] is False, f"{name} must reject unknown fields"
 
 
@@ -91,10 +102,10 @@ def test_every_artifact_carries_schema_version(name: str) -> None:
     model = ARTIFACTS[name]
     assert model.artifact_name == name
     assert "schema_version" in model.model_fields
-    schema = model.model_json_schema()
-    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    schema = model.model_json_schema()["properties"]["schema_version"]
+    assert version_of(model) in (schema["enum"] if "enum" in schema else [schema["const"]])
     # every dump says which contract version it follows
-    assert load_schema_version_of(model) == SCHEMA_VERSION
+    assert load_schema_version_of(model) == version_of(model)
 
 
 def load_schema_version_of(model: type[Artifact]) -> str:
@@ -156,7 +167,15 @@ def test_example_artifact_validates_by_model_and_by_schema(name: str) -> None:
     schema_validator(name).validate(doc)
     # the committed example is canonical: what the model dumps, field for field
     assert model.model_dump(mode="json") == doc
-    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["schema_version"] == version_of(ARTIFACTS[name])
+
+
+def test_a_v0_1_plan_still_reads_and_matches_its_frozen_schema() -> None:
+    doc = json.loads((ROOT.parent / "tests/fixtures/contracts/PlanSpec-v0.1.json").read_text())
+    schema_validator("PlanSpec", "0.1").validate(doc)
+    plan = PlanSpec.model_validate(doc)
+    assert plan.schema_version == "0.1"
+    assert plan.requirements == []
 
 
 def test_example_plan_is_what_atlas_plans_for_the_example_goal() -> None:

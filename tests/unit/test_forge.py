@@ -23,13 +23,14 @@ def test_recorded_plan_creates_the_bucket_its_key_and_its_log_bucket(
     show_plan_json: dict[str, Any],
 ) -> None:
     summary = summarize_plan(show_plan_json)
-    assert (summary.create, summary.update, summary.delete, summary.replace) == (15, 0, 0, 0)
+    assert (summary.create, summary.update, summary.delete, summary.replace) == (16, 0, 0, 0)
     addresses = {c.address for c in summary.resource_changes}
     assert {
         "aws_s3_bucket.objects",
         "aws_s3_bucket_public_access_block.objects",
         "aws_s3_bucket_server_side_encryption_configuration.objects",
         "aws_s3_bucket_policy.objects",
+        "aws_s3_bucket_lifecycle_configuration.objects",
         "aws_kms_key.stack",
         "aws_s3_bucket.stack_access_logs",
     } <= addresses

@@ -50,7 +50,7 @@ T0 = datetime(2026, 11, 24, 18, 24, 40, tzinfo=UTC)
 RUN_ID = "20261124T182440-5f3c9a1e"
 #: What the recorded plan creates: the bucket, the stack's KMS key and its access-log bucket
 #: (tests/fixtures/terraform/README.md).
-RECORDED_RESOURCES = 15
+RECORDED_RESOURCES = 16  # the example bucket, its lifecycle rule, key and log bucket
 RECORDED_BUCKET = json.loads(tf_fixture("output.json"))["objects_bucket"]["value"]
 
 

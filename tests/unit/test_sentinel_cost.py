@@ -149,10 +149,18 @@ def test_unknown_types_and_unpriced_values_are_not_priced_never_zero() -> None:
     assert any("3 resource(s) not priced" in a for a in report.assumptions)
 
 
-def test_a_region_outside_the_table_is_not_priced() -> None:
-    report = forecast_cost(plan_doc(change("aws_kms_key.k", {}), region="ap-south-2"), region=None)
-    assert report.not_priced == ["aws_kms_key.k"]
-    assert "not in the price table" in report.per_resource[0].basis
+def test_a_region_outside_the_transcribed_table_is_priced_by_a_stated_estimate() -> None:
+    doc = plan_doc(
+        change(
+            "aws_db_instance.db",
+            {"engine": "postgres", "instance_class": "db.t4g.micro", "allocated_storage": 20},
+        ),
+        region="ap-south-2",
+    )
+    report = forecast_cost(doc, region=None)
+    assert report.not_priced == []
+    assert report.monthly_usd > 0
+    assert any("estimated for ap-south-2" in a for a in report.assumptions)
 
 
 def test_cost_diff_against_what_is_applied() -> None:

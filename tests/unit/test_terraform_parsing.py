@@ -156,7 +156,7 @@ def test_progress_messages(line: str, message: str | None) -> None:
 def test_apply_outcome_from_a_recorded_apply() -> None:
     outcome = _apply_outcome(result(tf_fixture("apply.jsonl"), 0))
     assert outcome.ok
-    assert (outcome.added, outcome.changed, outcome.destroyed) == (15, 0, 0)
+    assert (outcome.added, outcome.changed, outcome.destroyed) == (16, 0, 0)
     recorded = json.loads(tf_fixture("output.json"))
     assert outcome.outputs == {name: item["value"] for name, item in recorded.items()}
     assert outcome.outputs["objects_bucket"].startswith("crew-")
@@ -174,7 +174,7 @@ def test_apply_outcome_of_a_stale_plan() -> None:
 def test_destroy_outcome_uses_the_last_summary() -> None:
     outcome = _apply_outcome(result(tf_fixture("destroy.jsonl"), 0))
     assert outcome.ok
-    assert (outcome.added, outcome.changed, outcome.destroyed) == (0, 0, 15)
+    assert (outcome.added, outcome.changed, outcome.destroyed) == (0, 0, 16)
     assert outcome.outputs == {}
 
 
@@ -309,7 +309,7 @@ async def test_runner_commands_parse_recorded_output(
     plan = await fake_runner.plan(workspace, "crew.tfplan", progress.append)
     assert plan.ok
     assert plan.has_changes
-    assert "Plan: 15 to add, 0 to change, 0 to destroy." in progress
+    assert "Plan: 16 to add, 0 to change, 0 to destroy." in progress
     assert (workspace / "crew.tfplan").exists()
     assert seen(fake_runner, "argv", "plan").split() == [
         "plan",
@@ -322,11 +322,11 @@ async def test_runner_commands_parse_recorded_output(
     assert seen(fake_runner, "cwd", "plan").strip() == str(workspace)
 
     shown = await fake_runner.show_plan(workspace, "crew.tfplan")
-    # 15 resources to create, and the two policy documents read at apply time
-    assert len(shown["resource_changes"]) == 17
+    # 16 resources to create, and the two policy documents read at apply time
+    assert len(shown["resource_changes"]) == 18
 
     applied = await fake_runner.apply(workspace, "crew.tfplan")
-    assert (applied.ok, applied.added) == (True, 15)
+    assert (applied.ok, applied.added) == (True, 16)
     assert seen(fake_runner, "argv", "apply").split()[-1] == "crew.tfplan"
     assert "-auto-approve" in seen(fake_runner, "argv", "apply").split()
     # after a crash, the resumed run waits for the orphaned apply's state lock
@@ -338,11 +338,11 @@ async def test_runner_commands_parse_recorded_output(
 
     state = await fake_runner.state_pull(workspace)
     assert managed_addresses(state) >= {"aws_s3_bucket.objects", "aws_kms_key.stack"}
-    assert len(managed_addresses(state)) == 15
+    assert len(managed_addresses(state)) == 16
     assert seen(fake_runner, "argv", "state").split() == ["state", "pull"]
 
     destroyed = await fake_runner.destroy(workspace, targets=["aws_s3_bucket.objects"])
-    assert (destroyed.ok, destroyed.destroyed) == (True, 15)
+    assert (destroyed.ok, destroyed.destroyed) == (True, 16)
     argv = seen(fake_runner, "argv", "apply").split()
     assert argv[:2] == ["apply", "-destroy"]
     assert argv[-1] == "-target=aws_s3_bucket.objects"
@@ -352,9 +352,9 @@ async def test_runner_commands_parse_recorded_output(
     steps = {"init", "plan", "show", "apply", "output", "state-pull", "destroy"}
     logs = {p.name: p.read_text() for p in (workspace / "logs").iterdir()}
     assert set(logs) == {f"{step}.{kind}" for step in steps for kind in ("log", "stdout", "stderr")}
-    assert "Apply complete! Resources: 15 added" in logs["apply.stdout"]
-    assert "Plan: 15 to add, 0 to change, 0 to destroy." in logs["plan.log"]
-    assert "Apply complete! Resources: 15 added" in logs["apply.log"]
+    assert "Apply complete! Resources: 16 added" in logs["apply.stdout"]
+    assert "Plan: 16 to add, 0 to change, 0 to destroy." in logs["plan.log"]
+    assert "Apply complete! Resources: 16 added" in logs["apply.log"]
     assert "exit 0 after" in logs["init.log"]
 
 

@@ -53,6 +53,7 @@ RESOURCE_TYPES = frozenset(
         "aws_route_table",
         "aws_route_table_association",
         "aws_s3_bucket",
+        "aws_s3_bucket_lifecycle_configuration",
         "aws_s3_bucket_logging",
         "aws_s3_bucket_ownership_controls",
         "aws_s3_bucket_policy",

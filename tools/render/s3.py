@@ -1,9 +1,9 @@
 """S3 buckets: private, owner-enforced, encrypted, versioned, TLS-only, access-logged.
 
 `bucket_blocks` is shared by the `s3_bucket` component and the stack's access-log bucket.
-No lifecycle configuration: the catalog has no retention parameter yet, and the AWS provider
-(5.x) waits about 55 s for every `aws_s3_bucket_lifecycle_configuration` to settle, which
-would dominate every apply (see tools/render/waivers.py, CKV2_AWS_61).
+A lifecycle configuration only when the goal asks for a retention (`expiration_days`): the AWS
+provider (5.x) waits about 55 s for every `aws_s3_bucket_lifecycle_configuration` to settle,
+which would dominate every apply (see tools/render/waivers.py, CKV2_AWS_61).
 """
 
 from __future__ import annotations
@@ -180,8 +180,33 @@ def render_s3_bucket(c: Component, p: S3BucketParams, ctx: RenderContext) -> Fra
         access_logging=p.access_logging,
         policy_statements=statements,
     )
+    if p.expiration_days is not None:
+        fragment.resources.append(_lifecycle(c.name, p.expiration_days))
     fragment.outputs += [
         output(f"{c.name}_bucket", Ref(f"aws_s3_bucket.{c.name}.bucket"), "Bucket name."),
         output(f"{c.name}_arn", arn, "Bucket ARN."),
     ]
     return fragment
+
+
+def _lifecycle(label: str, days: int) -> Block:
+    """Objects and their old versions expire `days` after they are written; unfinished
+    multipart uploads are cleaned up after a week (CKV_AWS_300)."""
+    return resource(
+        "aws_s3_bucket_lifecycle_configuration",
+        label,
+        Attr("bucket", Ref(f"aws_s3_bucket.{label}.id")),
+        Block(
+            "rule",
+            (),
+            [
+                Attr("id", "retention"),
+                Attr("status", "Enabled"),
+                Block("filter", (), []),
+                Block("expiration", (), [Attr("days", days)]),
+                Block("noncurrent_version_expiration", (), [Attr("noncurrent_days", days)]),
+                Block("abort_incomplete_multipart_upload", (), [Attr("days_after_initiation", 7)]),
+            ],
+        ),
+        Attr("depends_on", [Ref(f"aws_s3_bucket_versioning.{label}")]),
+    )
