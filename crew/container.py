@@ -29,6 +29,7 @@ import schemas.events
 import schemas.goal
 import schemas.plan
 import schemas.states
+import schemas.timing
 import schemas.validation
 from crew.errors import ConfigurationError
 from crew.metrics import CrewMetrics, LlmPrices
@@ -73,6 +74,7 @@ _STATE_MODULES = (
     schemas.goal,
     schemas.plan,
     schemas.states,
+    schemas.timing,
     schemas.validation,
 )
 

@@ -257,11 +257,21 @@ async def test_run_stops_at_the_approval_gate(harness: Harness, tmp_path: Path) 
         "wait_for_orphans",
         "version",
         "init",
-        "validate",
         "plan",
         "show_plan",
     ]
     assert harness.ledger.started == {}
+    timings = values["timings"]
+    assert [t.step for t in timings] == ["design", "build", "validate", "request_approval"]
+    build_parts = [p.name for p in timings[1].parts]
+    assert build_parts == [
+        "render",
+        "terraform version",
+        "terraform init",
+        "terraform plan",
+        "terraform show",
+    ]
+    assert "cost forecast" in [p.name for p in timings[2].parts]
     assert config_files(Path(values["build"].workspace)) == [
         "main.tf",
         "outputs.tf",
