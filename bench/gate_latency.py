@@ -343,8 +343,6 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict[str, float]]
             name: child_env(tree, pg.create_database(f"bench_gate_{name}"), tmp / f"data-{name}")
             for name, tree in trees.items()
         }
-        for name, tree in trees.items():  # migrations, the embedded memory: not measured
-            probe(tree, envs[name], [goal_files["~15"]])
         rounds = 1 if args.quick else args.rounds
         for number in range(rounds):
             order = list(trees) if number % 2 == 0 else list(reversed(trees))
