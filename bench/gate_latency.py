@@ -326,7 +326,7 @@ def table(samples: dict[str, list[dict[str, float]]], variants: list[str]) -> li
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict[str, float]]]:
-    sizes = ["~15"] if args.quick else list(GOALS)
+    sizes = ["~15"] if args.quick else [f"~{n}" for n in args.sizes.split(",")]
     goal_files: dict[str, Path] = {}
     for size in sizes:
         goal_files[size] = tmp / f"goal{size.strip('~')}.json"
@@ -380,6 +380,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline",
         default=DEFAULT_BASELINE,
         help=f"git ref measured as `before` (default {DEFAULT_BASELINE}); '' for none",
+    )
+    parser.add_argument(
+        "--sizes", default="15,60,120", help="goal sizes to drive (default 15,60,120)"
     )
     parser.add_argument("--quick", action="store_true", help="1 round, the ~15 goal only")
     parser.add_argument("--json", action="store_true", help="also write bench/results/*.json")

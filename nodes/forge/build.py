@@ -181,9 +181,8 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     if status.ok:
         counts = (status.plan.create, status.plan.update, status.plan.delete)
         report("plan: {} to add, {} to change, {} to destroy".format(*counts))
-        return {
+        update: RunState = {
             "build": status,
-            "plan": plan,
             "timings": [timing],
             "attempts": {"build": attempts},
             "conductor_state": ConductorState.VALIDATING,
@@ -198,23 +197,26 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                 )
             ],
         }
-    message = describe(status.errors, "build failed")
-    return {
-        "build": status,
-        "plan": plan,
-        "timings": [timing],
-        "attempts": {"build": attempts},
-        "conductor_state": ConductorState.BLOCKED,
-        "error": f"build failed: {message}",
-        "transitions": [
-            transition(
-                state,
-                ConductorState.BLOCKED,
-                event=EventType.BUILD_FAILED,
-                actor=ACTOR,
-                at=now,
-                artifact="build",
-                note=message,
-            )
-        ],
-    }
+    else:
+        message = describe(status.errors, "build failed")
+        update = {
+            "build": status,
+            "timings": [timing],
+            "attempts": {"build": attempts},
+            "conductor_state": ConductorState.BLOCKED,
+            "error": f"build failed: {message}",
+            "transitions": [
+                transition(
+                    state,
+                    ConductorState.BLOCKED,
+                    event=EventType.BUILD_FAILED,
+                    actor=ACTOR,
+                    at=now,
+                    artifact="build",
+                    note=message,
+                )
+            ],
+        }
+    if plan is not state["plan"]:  # the diagram's SVG was drawn beside the build
+        update["plan"] = plan
+    return update
