@@ -214,6 +214,10 @@ def summarize(record: dict[str, Any]) -> dict[str, float]:
     build = detail["artifacts"]["build"]
     for step, seconds in terraform_steps(Path(build["workspace"])).items():
         figures[f"tf:{step}"] = seconds
+    own = [figures.get(f"tf:{step}") for step in ("init", "plan", "show")]
+    if all(own):
+        # the floor at the very moment of the run: its own init + plan + show
+        figures["ratio-own"] = figures["gate"] / sum(x for x in own if x)
     figures["resources"] = float(build["plan"]["create"])
     for timing in detail.get("timings") or []:  # the product's own breakdown, when it has one
         figures[f"product:{timing['step']}"] = timing["seconds"]
@@ -289,6 +293,11 @@ def table(samples: dict[str, list[dict[str, float]]], variants: list[str]) -> li
             if any(v is not None for v in values):
                 lines.append(f"| {label} | " + " | ".join(fmt(v) for v in values) + " |")
 
+        failed = [c.split("|")[1] for c in samples if c.startswith(f"{size}|") and "failed" in c]
+        if failed:
+            lines.append(
+                f"| did not reach the gate | {', '.join(failed)} |" + " |" * (len(cols) - 1)
+            )
         row("time to the gate", "gate")
         ratios = [med("ratio", c) for c in cols]
         lines.append(
@@ -296,6 +305,7 @@ def table(samples: dict[str, list[dict[str, float]]], variants: list[str]) -> li
             + " | ".join(fmt(r, "x") for r in ratios)
             + " |"
         )
+        row("ratio to the run's own init + plan + show", "ratio-own")
         for node in NODES:
             row(f"node {node}", f"node:{node}")
         for step in TF_STEPS:
@@ -348,7 +358,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict[str, float]]
             order = list(trees) if number % 2 == 0 else list(reversed(trees))
             for size in sizes:
                 for name in order:
-                    cold, warm = probe(trees[name], envs[name], [goal_files[size]] * 2)
+                    try:
+                        cold, warm = probe(trees[name], envs[name], [goal_files[size]] * 2)
+                        summarize(cold), summarize(warm)
+                    except RuntimeError as exc:  # e.g. a tree whose build fails at this size
+                        print(f"{size} {name}: {str(exc)[:300]}", file=sys.stderr)
+                        samples[f"{size}|{name} failed"].append({"failed": 1.0})
+                        continue
                     # The floor right after, on the same workspace: the load it sees is the
                     # load the runs saw, and each run's ratio is to its own floor.
                     workspace = Path(warm["detail"]["artifacts"]["build"]["workspace"])
@@ -363,7 +379,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict[str, float]]
                         figures = summarize(record)
                         figures["ratio"] = figures["gate"] / bottom["floor"]
                         samples[f"{size}|{name} {temperature}"].append(figures)
-                    print(f"round {number + 1} {size} {name}: done", file=sys.stderr)
+                        shown = {k: round(v, 2) for k, v in figures.items() if ":" not in k}
+                        print(f"{size} {name} {temperature}: {shown}", file=sys.stderr)
+                    print(f"round {number + 1} {size} {name}: floor {bottom}", file=sys.stderr)
             for name in order:
                 samples[f"crew-run|{name}"].append(
                     crew_run(trees[name], envs[name], goal_files["~15"])

@@ -437,7 +437,7 @@ class TerraformRunner:
         if result.returncode != 0:
             raise ToolError(f"terraform show failed: {(result.stderr or result.stdout)[:500]}")
         try:
-            doc: dict[str, Any] = json.loads(result.stdout)
+            doc: dict[str, Any] = json.loads(_full_stdout(workdir, "show", result))
         except ValueError as exc:
             raise ToolError("terraform show printed invalid JSON") from exc
         return doc
@@ -496,10 +496,11 @@ class TerraformRunner:
             raise ToolError(
                 f"terraform state pull failed: {(result.stderr or result.stdout)[:500]}"
             )
-        if not result.stdout.strip():
+        text = _full_stdout(workdir, "state-pull", result)
+        if not text.strip():
             return {}
         try:
-            doc: dict[str, Any] = json.loads(result.stdout)
+            doc: dict[str, Any] = json.loads(text)
         except ValueError as exc:
             raise ToolError("terraform state pull printed invalid JSON") from exc
         return doc
@@ -518,6 +519,13 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
+
+
+def _full_stdout(workdir: Path, step: str, result: ProcessResult) -> str:
+    """All a workspace step printed: `result.stdout` keeps only the end of a long output (the
+    plan JSON of a hundred resources is larger), the step's stdout file has all of it."""
+    path = workdir / LOG_DIR / f"{step}.stdout"
+    return path.read_text(encoding="utf-8") if path.is_file() else result.stdout
 
 
 @contextlib.contextmanager

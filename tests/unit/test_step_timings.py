@@ -4,6 +4,7 @@ plans and takes that result only for the same files; `crew show` prints the brea
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,9 @@ from sentinel.engine import Sentinel, SentinelTools, Subject
 from sentinel.policy import default_policy
 from tests.unit.sentinel_support import AT, change, failure, plan_doc
 from tests.unit.support import make_goal
+from tools.process import MAX_KEPT_OUTPUT, ProcessResult
 from tools.scan import ScanReport
+from tools.terraform import _full_stdout
 
 T0 = datetime(2026, 11, 24, 18, 24, 40, tzinfo=UTC)
 
@@ -144,3 +147,14 @@ def test_crew_show_prints_the_time_breakdown() -> None:
     assert rows["terraform init"] == ["0.30", "0.70"]  # the build's start + 0.1 s
     assert rows["terraform plan"] == ["1.00", "4.50"]
     assert rows["to the gate"] == ["9.50"], "request_approval ends 9.5 s after creation"
+
+
+def test_the_plan_json_is_read_whole_not_from_the_kept_tail(tmp_path: Path) -> None:
+    # a 120-resource plan's JSON is larger than the output run_process keeps for display
+    whole = json.dumps({"resource_changes": [{"address": f"r.{i}"} for i in range(20_000)]})
+    assert len(whole) > MAX_KEPT_OUTPUT
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "show.stdout").write_text(whole)
+    kept = ProcessResult(("terraform",), 0, whole[-MAX_KEPT_OUTPUT:], "", 1.0)
+    assert json.loads(_full_stdout(tmp_path, "show", kept)) == json.loads(whole)
+    assert _full_stdout(tmp_path, "output", kept) == kept.stdout  # no file: what was kept
