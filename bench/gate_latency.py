@@ -338,7 +338,7 @@ def table(samples: dict[str, list[dict[str, float]]], variants: list[str]) -> li
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict[str, float]]]:
     sizes = ["~15"] if args.quick else [f"~{n}" for n in args.sizes.split(",")]
     goal_files: dict[str, Path] = {}
-    for size in sizes:
+    for size in {*sizes, "~15"}:  # `crew run`'s start-up is timed on the ~15 goal
         goal_files[size] = tmp / f"goal{size.strip('~')}.json"
         goal_files[size].write_text(json.dumps({**_BASE_GOAL, **GOALS[size]}), encoding="utf-8")
     samples: dict[str, list[dict[str, float]]] = defaultdict(list)
