@@ -8,7 +8,7 @@ Measures, on the real servers (see bench/README.md, "Bus benchmark"):
      then forwarded by the product's OutboxRelay to Redis / NATS (in order, one at a time).
   3. run throughput, 1 vs 2 workers: an API process (`crew serve --no-worker`) and 1 or 2
      `crew worker` processes on one Postgres and Redis; G goals submitted at once; wall time
-     until every run waits at the gate (design, terraform init/validate/plan, checkov).
+     until every run waits at the gate (design, terraform init/plan/show, checkov).
 and prints one table. If a worker count does not get every run to the gate within
 `--gate-limit`, its row says MISS, no ratio is computed from the incomplete runs, and the exit
 code is 1.

@@ -29,6 +29,7 @@ import schemas.events
 import schemas.goal
 import schemas.plan
 import schemas.states
+import schemas.timing
 import schemas.validation
 from catalog.reading import ReadingAids
 from crew.errors import ConfigurationError
@@ -76,6 +77,7 @@ _STATE_MODULES = (
     schemas.goal,
     schemas.plan,
     schemas.states,
+    schemas.timing,
     schemas.validation,
 )
 

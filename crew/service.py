@@ -131,5 +131,6 @@ async def run_detail(services: Services, run_id: str, *, with_audit: bool = True
         diagram=plan.diagram if plan else None,
         waiting_for_approval=bool(snapshot.interrupts) and record.decision is None,
         error=values.get("error"),
+        timings=values.get("timings") or [],
         audit=await services.runs.audit(run_id) if with_audit else [],
     )

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         default_factory=detect_plugin_dir,
         description="Unpacked provider mirror (default: detected, e.g. /opt/tf-plugins).",
     )
-    plan_timeout_s: float = Field(default=600, gt=0, description="init/validate/plan limit.")
+    plan_timeout_s: float = Field(default=600, gt=0, description="init/plan/show limit.")
     apply_timeout_s: float = Field(default=1800, gt=0, description="apply/destroy limit.")
 
     worker_concurrency: int = Field(default=4, ge=1, le=256, description="Runs driven at once.")

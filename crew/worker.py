@@ -103,10 +103,9 @@ class Worker:
                     now = time.monotonic()
                     for node, update in chunk.items():
                         if not node.startswith("__"):  # not LangGraph's __interrupt__
+                            update_map = update if isinstance(update, Mapping) else None
                             metrics.observe_step(
-                                node,
-                                now - step_started,
-                                update if isinstance(update, Mapping) else None,
+                                node, _recorded_seconds(update_map, now - step_started), update_map
                             )
                         if on_event is not None:
                             on_event("update", node, update)
@@ -245,6 +244,9 @@ class Worker:
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
         if self.settings.drift_interval_s > 0:
             helpers.append(asyncio.create_task(drift_loop(self.services, stop)))
+        sentinel = self.services.context.sentinel
+        if sentinel is not None:  # checkov imported before the first run needs it
+            helpers.append(asyncio.create_task(sentinel.tools.checkov.warm_up()))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))
@@ -388,6 +390,13 @@ class Worker:
                 logger.warning("memory indexing failed (%s); will retry", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.memory_index_interval_s)
+
+
+def _recorded_seconds(update: Mapping[str, Any] | None, measured: float) -> float:
+    """The node's own timing (the run view shows the same figure), else the time measured
+    here between updates."""
+    timings = (update or {}).get("timings") or []
+    return float(timings[-1].seconds) if timings else measured
 
 
 async def prune_checkpoints(services: Services) -> int:

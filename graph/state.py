@@ -30,6 +30,7 @@ from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.stack import RunOutcome
 from schemas.states import ConductorState
+from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
 from sentinel.forecast import forecast_summary
 from tools.stack import StackKey
@@ -54,6 +55,8 @@ class RunState(TypedDict, total=False):
     """Every state change so far, in order; each becomes one audit row."""
     attempts: Annotated[dict[str, int], merge_counts]
     """How many times each step ran (design retries, build attempts, ...)."""
+    timings: Annotated[list[StepTiming], operator.add]
+    """How long each node took and the parts inside it, in the order they ran."""
     plan: PlanSpec | None
     design_blocked: DesignBlocked | None
     build: BuildStatus | None

@@ -13,6 +13,7 @@ from langgraph.types import interrupt
 
 from graph.context import CrewContext
 from graph.state import RunState, transition
+from nodes.timing import StepTimer
 from schemas.approval import ApprovalDecision, ApprovalRequest, Decision
 from schemas.events import EventType
 from schemas.states import ConductorState
@@ -22,6 +23,7 @@ ACTOR = "conductor"
 
 async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """READY_FOR_APPLY -> WAIT_FOR_APPROVE with what a human needs to decide."""
+    timer = StepTimer("request_approval", runtime.context.clock)
     plan, build, validation = state["plan"], state["build"], state["validation"]
     assert plan is not None
     assert build is not None
@@ -44,6 +46,7 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
     )
     return {
         "approval_request": request,
+        "timings": [timer.done()],
         "conductor_state": ConductorState.WAIT_FOR_APPROVE,
         "transitions": [
             transition(
@@ -51,7 +54,7 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
                 ConductorState.WAIT_FOR_APPROVE,
                 event=EventType.APPROVAL_REQUESTED,
                 actor=ACTOR,
-                at=runtime.context.clock(),
+                at=timer.started_at,
                 artifact="approval_request",
             )
         ],

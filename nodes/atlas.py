@@ -53,6 +53,7 @@ from graph.state import RunState, transition
 from memory.plans import GoalMemory, NoPlanMemory, PlanMemory, Recalled, RunbookMemory
 from nodes.planners import Attempt, Planner, Proposal
 from nodes.planners.catalog import propose_from_catalog
+from nodes.timing import StepTimer
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance, Requirement
@@ -316,6 +317,7 @@ async def with_svg(plan: PlanSpec, mmdc: Path | None) -> PlanSpec:
 async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """PENDING -> IN_PROGRESS with a PlanSpec, or -> BLOCKED with a DesignBlocked."""
     ctx = runtime.context
+    timer = StepTimer("design", ctx.clock)
     attempts = state.get("attempts", {}).get("design", 0) + 1
     revision = state.get("revision", 1)
     result = await design_goal(
@@ -331,8 +333,11 @@ async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     )
     now = ctx.clock()
     if isinstance(result, PlanSpec):
+        # The diagram's SVG is rendered by the build, side by side with terraform: it is
+        # not on the path to the gate.
         return {
-            "plan": await with_svg(result, ctx.settings.mermaid_cli),
+            "plan": result,
+            "timings": [timer.done()],
             "attempts": {"design": attempts},
             "conductor_state": ConductorState.IN_PROGRESS,
             "transitions": [
@@ -361,6 +366,7 @@ async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     )
     return {
         "design_blocked": result,
+        "timings": [timer.done()],
         "attempts": {"design": attempts},
         "conductor_state": ConductorState.BLOCKED,
         "error": "design blocked: " + "; ".join(r.why for r in result.reasons),

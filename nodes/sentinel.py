@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 from crew.errors import ToolError
 from graph.context import CrewContext
 from graph.state import RunState, transition
+from nodes.timing import StepTimer
 from schemas.events import EventType
 from schemas.states import ConductorState
 from schemas.validation import Verdict
@@ -42,6 +43,7 @@ def read_plan_json(path: Path) -> dict[str, Any]:
 async def validate(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """VALIDATING -> READY_FOR_APPLY on PASS, -> BLOCKED on FAIL."""
     ctx = runtime.context
+    timer = StepTimer("validate", ctx.clock)
     plan, build, goal = state["plan"], state["build"], state["goal"]
     assert plan is not None
     assert build is not None
@@ -63,8 +65,9 @@ async def validate(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         plan=plan,
         forge_render=True,
     )
+    report = await sentinel.validate(subject, timer.started_at, on_part=timer.add)
+    # The verdict's time, not the start's: the audit row then tells how long validation took.
     now = ctx.clock()
-    report = await sentinel.validate(subject, now)
     logger.info(
         "validated",
         extra={"run_id": state["run_id"], "node": "validate", "verdict": report.verdict.value},
@@ -73,6 +76,7 @@ async def validate(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     to = ConductorState.READY_FOR_APPLY if passed else ConductorState.BLOCKED
     update: RunState = {
         "validation": report,
+        "timings": [timer.done()],
         "conductor_state": to,
         "transitions": [
             transition(

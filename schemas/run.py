@@ -15,6 +15,7 @@ from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.states import ConductorState
+from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
 
 
@@ -59,6 +60,9 @@ class RunDetail(RunSummary):
     diagram: str | None = Field(default=None, description="Mermaid source of the architecture.")
     waiting_for_approval: bool = False
     error: str | None = None
+    timings: list[StepTiming] = Field(
+        default_factory=list, description="How long each step took, and its parts."
+    )
     audit: list[AuditRecord] = Field(default_factory=list)
 
 

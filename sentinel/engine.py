@@ -7,7 +7,12 @@ errors (checkov missing, a tool that crashes, unreadable input) raise.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +44,38 @@ from tools.trivy import TfsecScanner, TrivyScanner
 logger = logging.getLogger(__name__)
 
 BRAKE_RATIO = 0.8
+#: Early scans kept for workspaces whose validation has not come (yet): a build that fails
+#: never validates, so the oldest are dropped.
+EARLY_SCANS_KEPT = 32
+
+#: Told (part name, time.monotonic() it began, seconds) for each timed part of a validation.
+PartObserver = Callable[[str, float, float], None]
+#: A timed scan result: (part name, began, seconds, reports).
+_Timed = tuple[str, float, float, list[ScanReport]]
+
+
+@dataclass(frozen=True)
+class _EarlyScan:
+    """The scan of a workspace's .tf files, started while terraform plans (start_hcl_scan)."""
+
+    digest: str
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[list[_Timed]]
+
+
+def config_digest(hcl_dir: Path) -> str:
+    """Fingerprint of the configuration files a scan of `hcl_dir` reads."""
+    digest = hashlib.sha256()
+    for path in sorted(hcl_dir.iterdir()):
+        if path.is_file() and path.name.endswith((".tf", ".tf.json")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark an early scan's failure as seen: validate() scans again and raises it there."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True)
@@ -104,16 +141,54 @@ class Sentinel:
     ) -> None:
         self.tools, self.policy = tools, policy
         self.table = table or severity_table()
+        self._early: dict[Path, _EarlyScan] = {}
 
-    async def validate(self, subject: Subject, at: datetime) -> ValidationReport:
+    def _splits_scans(self) -> bool:
+        """Whether the .tf files and the plan JSON can be scanned apart: checkov in this
+        process without custom checks (one CLI process for both is cheaper than two)."""
+        return self.tools.checkov.mode == "in_process" and self.policy.custom_checks_dir is None
+
+    def start_hcl_scan(self, hcl_dir: Path) -> None:
+        """Start scanning the .tf files of `hcl_dir` now, side by side with `terraform plan`;
+        `validate` of that directory takes the result when the files are still the same.
+
+        Only a speed-up: a validation in another process, or of changed files, scans them
+        itself.
+        """
+        if not self._splits_scans():
+            return
+        key = hcl_dir.resolve()
+        if (previous := self._early.pop(key, None)) is not None:
+            previous.task.cancel()
+        task = asyncio.create_task(self._scan_hcl(hcl_dir))
+        task.add_done_callback(_retrieve)
+        self._early[key] = _EarlyScan(config_digest(hcl_dir), asyncio.get_running_loop(), task)
+        while len(self._early) > EARLY_SCANS_KEPT:
+            self._early.pop(next(iter(self._early))).task.cancel()
+
+    def _take_early(self, hcl_dir: Path) -> asyncio.Task[list[_Timed]] | None:
+        early = self._early.pop(hcl_dir.resolve(), None)
+        if early is None:
+            return None
+        if early.loop is not asyncio.get_running_loop() or early.digest != config_digest(hcl_dir):
+            early.task.cancel()
+            return None
+        return early.task
+
+    async def validate(
+        self, subject: Subject, at: datetime, on_part: PartObserver | None = None
+    ) -> ValidationReport:
         checks: list[str] = []
         notes: list[str] = []
         failures: list[CheckFailure] = []
         policy_results: list[PolicyResult] = []
 
-        for report in await self._static_analysis(subject, checks, notes):
+        for report in await self._static_analysis(subject, checks, notes, on_part):
             failures += report.failures
+        started = time.monotonic()
         cost = await self._cost(subject, checks, notes)
+        if on_part is not None:
+            on_part("cost forecast", started, time.monotonic() - started)
         plan_json = subject.plan_json or {"resource_changes": []}
         required: dict[str, str | None] = {**subject.required_tags, **self.policy.required_tags}
         for found, result in (
@@ -155,22 +230,48 @@ class Sentinel:
         )
 
     async def _static_analysis(
-        self, subject: Subject, checks: list[str], notes: list[str]
+        self,
+        subject: Subject,
+        checks: list[str],
+        notes: list[str],
+        on_part: PartObserver | None = None,
     ) -> list[ScanReport]:
         tools = self.tools
         plan_path = None if subject.stand_in_plan else subject.plan_json_path
-        reports = await tools.checkov.scan(
-            hcl_dir=subject.hcl_dir,
-            plan_json=plan_path,
-            external_checks_dir=self.policy.custom_checks_dir,
-        )
+        timed: list[_Timed] = []
+        if self._splits_scans():
+            # The .tf files were maybe scanned while terraform planned (start_hcl_scan).
+            early = self._take_early(subject.hcl_dir) if subject.hcl_dir is not None else None
+            hcl: list[_Timed] = []
+            if early is not None:
+                with contextlib.suppress(asyncio.CancelledError, CrewError):
+                    hcl = await early
+            if not hcl and subject.hcl_dir is not None:
+                hcl = await self._scan_hcl(subject.hcl_dir)
+            timed = hcl[:1]
+            if plan_path is not None:
+                scan = tools.checkov.scan(hcl_dir=None, plan_json=plan_path)
+                timed.append(await _timed("checkov plan JSON", scan))
+            timed += hcl[1:]
+        else:
+            both = tools.checkov.scan(
+                hcl_dir=subject.hcl_dir,
+                plan_json=plan_path,
+                external_checks_dir=self.policy.custom_checks_dir,
+            )
+            timed.append(await _timed("checkov", both))
+            if subject.hcl_dir is not None:
+                timed += await self._scan_hcl_extra(subject.hcl_dir)
+        reports: list[ScanReport] = []
+        for name, started, seconds, found in timed:
+            reports += found
+            if on_part is not None:
+                on_part(name, started, seconds)
         checks += [f"checkov:{s}" for s, p in (("hcl", subject.hcl_dir), ("plan", plan_path)) if p]
         if self.policy.custom_checks_dir is not None:
             checks.append(f"checkov:custom({self.policy.custom_checks_dir})")
-        for scanner in (tools.trivy, tools.tfsec):
-            if scanner is not None and subject.hcl_dir is not None:
-                reports.append(await scanner.scan(subject.hcl_dir))
-                checks.append(scanner.tool)
+        if subject.hcl_dir is not None:
+            checks += [s.tool for s in (tools.trivy, tools.tfsec) if s is not None]
         if self.policy.rego_dir is not None:
             if tools.conftest is not None and plan_path is not None:
                 reports.append(
@@ -183,6 +284,21 @@ class Sentinel:
                 why = "conftest is not installed" if tools.conftest is None else "no plan JSON"
                 reports.append(_rego_unavailable(self.policy, why))
         return reports
+
+    async def _scan_hcl(self, hcl_dir: Path) -> list[_Timed]:
+        """checkov, then trivy and tfsec when installed, on the .tf files alone."""
+        checkov = await _timed(
+            "checkov .tf files", self.tools.checkov.scan(hcl_dir=hcl_dir, plan_json=None)
+        )
+        return [checkov, *await self._scan_hcl_extra(hcl_dir)]
+
+    async def _scan_hcl_extra(self, hcl_dir: Path) -> list[_Timed]:
+        timed = []
+        for scanner in (self.tools.trivy, self.tools.tfsec):
+            if scanner is not None:
+                report = await _timed(scanner.tool, _one(scanner.scan(hcl_dir)))
+                timed.append(report)
+        return timed
 
     async def _cost(self, subject: Subject, checks: list[str], notes: list[str]) -> CostReport:
         if subject.plan_json is None:
@@ -206,6 +322,16 @@ class Sentinel:
             stated = "no plan JSON: priced from literal values in the .tf files"
             cost = cost.model_copy(update={"assumptions": [stated, *cost.assumptions]})
         return cost
+
+
+async def _one(scan: Awaitable[ScanReport]) -> list[ScanReport]:
+    return [await scan]
+
+
+async def _timed(name: str, scan: Awaitable[list[ScanReport]]) -> _Timed:
+    started = time.monotonic()
+    reports = await scan
+    return name, started, time.monotonic() - started, reports
 
 
 def _brake_finding(message: str) -> Finding:

@@ -47,6 +47,8 @@ FRAMEWORK_SOURCE = {"terraform": "hcl", "terraform_plan": "plan"}
 
 #: checkov keeps its check registries in module globals: one scan at a time per process.
 _LOCK = threading.Lock()
+#: One import at a time (a worker's warm-up and its first scan may ask together).
+_IMPORT_LOCK = threading.Lock()
 _imported = False
 
 
@@ -58,6 +60,11 @@ def _import_checkov() -> None:
     unsafe in a threaded process holding database connections, so it is switched to serial
     (one workspace is small; bench/sentinel.py shows the time).
     """
+    with _IMPORT_LOCK:
+        _import_checkov_once()
+
+
+def _import_checkov_once() -> None:
     global _imported
     if _imported:
         return
@@ -198,6 +205,12 @@ class CheckovScanner:
         self.timeout_s = timeout_s
         self.observer = observer
         """Told each scan's duration in seconds (the container wires the metrics)."""
+
+    async def warm_up(self) -> None:
+        """Import checkov now (seconds of work), so that a long-lived worker's first
+        validation does not wait for it; nothing to do for the CLI."""
+        if self.mode == "in_process":
+            await asyncio.to_thread(_import_checkov)
 
     async def scan(
         self,

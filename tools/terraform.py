@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -55,6 +58,8 @@ Progress = Callable[[str], None]
 
 #: Per-step logs (one file per terraform command) live here inside the workspace.
 LOG_DIR = "logs"
+#: Terraform's dependency lock file, in each workspace.
+LOCK_FILE = ".terraform.lock.hcl"
 #: How often `wait_for_orphans` looks again.
 ORPHAN_POLL_S = 0.2
 #: Linux keeps this many characters of a command name (/proc/PID/comm).
@@ -121,6 +126,8 @@ class TerraformRunner:
         self._base_env = dict(env)
         self._configured = False
         self._init_lock = asyncio.Lock()
+        self._lock_file_lock = asyncio.Lock()
+        self._version: tuple[tuple[Path, float], dict[str, Any]] | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -273,13 +280,64 @@ class TerraformRunner:
     # -- commands -------------------------------------------------------------------------
 
     async def version(self) -> str:
+        return str((await self._version_doc())["terraform_version"])
+
+    async def _version_doc(self) -> dict[str, Any]:
+        """`terraform version -json`, asked once per binary (a new binary is asked again)."""
+        binary = self.check()
+        key = (binary, binary.stat().st_mtime)
+        if self._version is not None and self._version[0] == key:
+            return self._version[1]
         result = await self._run(["version", "-json"], Path.cwd(), 60)
         try:
-            return str(json.loads(result.stdout)["terraform_version"])
-        except (ValueError, KeyError) as exc:
+            doc = json.loads(result.stdout)
+            str(doc["terraform_version"])
+        except (ValueError, KeyError, TypeError) as exc:
             raise ToolError(
                 f"unexpected `terraform version -json` output: {result.stdout[:200]}"
             ) from exc
+        self._version = (key, doc)
+        return self._version[1]
+
+    async def _write_lock_file(self, workdir: Path) -> None:
+        """Give a workspace a dependency lock file before `init`, when providers come from
+        the mirror.
+
+        Without one, init computes the provider's checksum from the mirror and warns that the
+        lock file it wrote is incomplete ("Incomplete lock file information for providers").
+        `terraform providers lock -fs-mirror` records the same selection and checksums, for
+        this machine's platform (the only one a workspace here runs on), without the warning;
+        it runs once per provider requirements, and each workspace gets a copy.
+        """
+        versions = workdir / "versions.tf"
+        lock_file = workdir / LOCK_FILE
+        if self.plugin_dir is None or lock_file.exists() or not versions.is_file():
+            return
+        doc = await self._version_doc()
+        requirements = versions.read_bytes()
+        key = hashlib.sha256(
+            b"\0".join([requirements, str(self.plugin_dir).encode(), json.dumps(doc).encode()])
+        ).hexdigest()[:24]
+        kept = self.cli_config_path.parent / "tf-locks" / f"{key}.lock.hcl"
+        async with self._lock_file_lock:
+            if not kept.is_file():
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=kept.parent) as tmp:
+                    (Path(tmp) / "versions.tf").write_bytes(requirements)
+                    args = ["providers", "lock", "-fs-mirror", str(self.plugin_dir)]
+                    args.append(f"-platform={doc.get('platform') or 'linux_amd64'}")
+                    result = await self._run(args, Path(tmp), self.plan_timeout_s)
+                    written = Path(tmp) / LOCK_FILE
+                    if result.returncode != 0 or not written.is_file():
+                        logger.warning(
+                            "no lock file for %s: terraform providers lock exited %d: %s",
+                            workdir,
+                            result.returncode,
+                            (result.stderr or result.stdout)[-500:],
+                        )
+                        return
+                    written.replace(kept)
+        shutil.copyfile(kept, lock_file)
 
     @contextlib.asynccontextmanager
     async def _plugin_cache_lock(self) -> AsyncIterator[None]:
@@ -320,6 +378,7 @@ class TerraformRunner:
         if backend_config:
             args.append("-reconfigure")
             args += [f"-backend-config={k}={v}" for k, v in sorted(backend_config.items())]
+        await self._write_lock_file(workdir)
         async with self._plugin_cache_lock():
             result = await self._run(args, workdir, self.plan_timeout_s, progress, step="init")
         diagnostics = _stream_diagnostics(result)
@@ -385,7 +444,7 @@ class TerraformRunner:
         if result.returncode != 0:
             raise ToolError(f"terraform show failed: {(result.stderr or result.stdout)[:500]}")
         try:
-            doc: dict[str, Any] = json.loads(result.stdout)
+            doc: dict[str, Any] = json.loads(_full_stdout(workdir, "show", result))
         except ValueError as exc:
             raise ToolError("terraform show printed invalid JSON") from exc
         return doc
@@ -444,10 +503,11 @@ class TerraformRunner:
             raise ToolError(
                 f"terraform state pull failed: {(result.stderr or result.stdout)[:500]}"
             )
-        if not result.stdout.strip():
+        text = _full_stdout(workdir, "state-pull", result)
+        if not text.strip():
             return {}
         try:
-            doc: dict[str, Any] = json.loads(result.stdout)
+            doc: dict[str, Any] = json.loads(text)
         except ValueError as exc:
             raise ToolError("terraform state pull printed invalid JSON") from exc
         return doc
@@ -466,6 +526,13 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
+
+
+def _full_stdout(workdir: Path, step: str, result: ProcessResult) -> str:
+    """All a workspace step printed: `result.stdout` keeps only the end of a long output (the
+    plan JSON of a hundred resources is larger), the step's stdout file has all of it."""
+    path = workdir / LOG_DIR / f"{step}.stdout"
+    return path.read_text(encoding="utf-8") if path.is_file() else result.stdout
 
 
 @contextlib.contextmanager

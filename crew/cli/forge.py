@@ -1,4 +1,4 @@
-"""`crew build PLAN.json`: Forge on its own (render, guard, init, validate, plan), no run.
+"""`crew build PLAN.json`: Forge on its own (render, guard, init, plan, show), no run.
 
 Exit codes: 0 planned (the BuildStatus says what would change); 1 terraform reported errors
 (printed); 2 bad input (not a PlanSpec, components the templates refuse, an output directory
@@ -80,7 +80,7 @@ def build_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="BuildStatus as JSON.")] = False,
 ) -> None:
-    """Render a PlanSpec to Terraform and plan it: init, validate, plan; nothing is applied.
+    """Render a PlanSpec to Terraform and plan it: init, plan, show; nothing is applied.
 
     Before terraform runs, the pre-plan guard checks the workspace holds only catalog resources.
 

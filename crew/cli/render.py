@@ -284,6 +284,24 @@ def print_blocked(blocked: DesignBlocked) -> None:
     print_asked_vs_designed(blocked.requirements)
 
 
+def print_timings(detail: RunDetail) -> None:
+    """Where the run's time went: each step from the run's creation, and the parts inside
+    (parts that ran side by side overlap; a negative start began in the step before)."""
+    table = Table("step", "starts at", "seconds", box=None, pad_edge=False)
+    for timing in detail.timings:
+        at = (timing.started_at - detail.created_at).total_seconds()
+        table.add_row(timing.step, f"{at:.2f}", f"{timing.seconds:.2f}")
+        for part in timing.parts:
+            table.add_row(f"  {part.name}", f"{at + part.offset_s:.2f}", f"{part.seconds:.2f}")
+    gate = next((t for t in detail.timings if t.step == "request_approval"), None)
+    if gate is not None:
+        end = gate.started_at - detail.created_at
+        total = end.total_seconds() + gate.seconds
+        table.add_row("[bold]to the gate[/bold]", "", f"[bold]{total:.2f}[/bold]")
+    out.print("timings (seconds from the run's creation):")
+    out.print(table)
+
+
 def print_run(detail: RunDetail) -> None:
     out.print(f"[bold]{detail.title}[/bold]  run {detail.run_id}  {state_text(detail.state)}")
     a = detail.artifacts
@@ -315,6 +333,8 @@ def print_run(detail: RunDetail) -> None:
             f"[bold]forecast ${forecast.monthly_usd:,.2f}/month{cap}{share}[/bold], "
             f"priced from the terraform plan ({source} prices)"
         )
+    if detail.timings:
+        print_timings(detail)
     if detail.waiting_for_approval:
         out.print(
             f"[yellow]waiting for approval:[/yellow] crew approve {detail.run_id}  |  "

@@ -1,4 +1,4 @@
-"""Forge's build: PlanSpec -> workspace -> guard -> init / validate / plan -> BuildStatus.
+"""Forge's build: PlanSpec -> workspace -> guard -> init / plan / show -> BuildStatus.
 
 `build_workspace` is the whole step for one directory (the `crew build` command runs it
 alone); the `build` node runs it in the run's revision directory under the stack lock and
@@ -7,8 +7,10 @@ routes on the result.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from catalog import UnknownComponentTypeError
 from crew.errors import CrewError
 from graph.context import CrewContext
 from graph.state import RunState, transition
+from nodes.atlas import with_svg
 from nodes.forge.common import ACTOR, describe, error, revision_dir, stack_lock, state_backend
 from nodes.progress import progress_reporter
+from nodes.timing import StepTimer
 from schemas.build import BuildStatus, Diagnostic, PlanChangeSummary, ResourceChange
 from schemas.events import EventType
 from schemas.plan import PlanSpec
@@ -60,38 +64,50 @@ async def build_workspace(
     *,
     backend: StateBackend,
     progress: Callable[[str], None] = lambda _: None,
+    timer: StepTimer | None = None,
+    on_initialised: Callable[[Path], None] | None = None,
 ) -> BuildStatus:
-    """Render, guard, init, validate, plan and show; failures are diagnostics on the status."""
+    """Render, guard, init, plan and show; failures are diagnostics on the status.
+
+    No separate `terraform validate`: `plan` validates the configuration first and reports
+    the same diagnostics (summary, detail, file and line) in its JSON stream, and a validate
+    of its own costs a third load of the provider's schema. `on_initialised` is told when the
+    workspace is initialised, so what reads only the .tf files (Sentinel's scan) can run
+    while terraform plans.
+    """
     started = time.monotonic()
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     summary = PlanChangeSummary()
     digest: str | None = None
     version: str | None = None
+    part = timer.part if timer is not None else _untimed
     try:
         # A resumed build renders into the workspace a crashed worker's terraform may still use.
         await terraform.wait_for_orphans(workspace, progress)
         progress(f"rendering workspace {workspace}")
-        write_workspace(plan, workspace, backend=backend.kind)
-        version = await terraform.version()
+        with part("render"):
+            write_workspace(plan, workspace, backend=backend.kind)
+        with part("terraform version"):
+            version = await terraform.version()
         progress("terraform init")
-        init = await terraform.init(
-            workspace, progress, backend_config=backend.init_config(StackKey.of(plan))
-        )
+        with part("terraform init"):
+            init = await terraform.init(
+                workspace, progress, backend_config=backend.init_config(StackKey.of(plan))
+            )
         warnings += init.warnings
         if not init.ok:
             errors += init.errors or [error("terraform init failed")]
-        else:
-            checked = await terraform.validate(workspace)
-            warnings += checked.warnings
-            if not checked.ok:
-                errors += checked.errors or [error("terraform validate failed")]
         if not errors:
+            if on_initialised is not None:
+                on_initialised(workspace)
             progress("terraform plan")
-            outcome = await terraform.plan(workspace, PLAN_FILE, progress)
+            with part("terraform plan"):
+                outcome = await terraform.plan(workspace, PLAN_FILE, progress)
             warnings += outcome.warnings
             if outcome.ok:
-                plan_json = await terraform.show_plan(workspace, PLAN_FILE)
+                with part("terraform show"):
+                    plan_json = await terraform.show_plan(workspace, PLAN_FILE)
                 save_plan_json(workspace, plan_json)
                 summary = summarize_plan(plan_json)
                 digest = file_digest(workspace / PLAN_FILE)
@@ -117,6 +133,16 @@ async def build_workspace(
     )
 
 
+@contextlib.contextmanager
+def _untimed(name: str) -> Iterator[None]:
+    yield
+
+
+async def _rendered_diagram(plan: PlanSpec, mmdc: Path | None, timer: StepTimer) -> PlanSpec:
+    with timer.part("diagram SVG"):
+        return await with_svg(plan, mmdc)
+
+
 async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """IN_PROGRESS -> VALIDATING with a plan file, or -> BLOCKED with Terraform's errors."""
     ctx = runtime.context
@@ -126,16 +152,38 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     report = progress_reporter("build", run_id)
     attempts = state.get("attempts", {}).get("build", 0) + 1
     workspace = revision_dir(ctx.settings.workspaces_dir, run_id, state.get("revision", 1))
-    async with stack_lock(ctx, StackKey.of(plan), run_id, "plan"):
-        status = await build_workspace(
-            plan, workspace, ctx.terraform, backend=state_backend(ctx), progress=report
-        )
+    timer = StepTimer("build", ctx.clock)
+    sentinel = ctx.sentinel
+    # The diagram is drawn while terraform works (only when a Mermaid CLI is configured).
+    diagram = (
+        asyncio.create_task(_rendered_diagram(plan, ctx.settings.mermaid_cli, timer))
+        if ctx.settings.mermaid_cli is not None and plan.diagram_svg is None
+        else None
+    )
+    try:
+        async with stack_lock(ctx, StackKey.of(plan), run_id, "plan"):
+            status = await build_workspace(
+                plan,
+                workspace,
+                ctx.terraform,
+                backend=state_backend(ctx),
+                progress=report,
+                timer=timer,
+                on_initialised=sentinel.start_hcl_scan if sentinel is not None else None,
+            )
+        if diagram is not None:
+            plan = await diagram
+    finally:
+        if diagram is not None and not diagram.done():
+            diagram.cancel()
     now = ctx.clock()
+    timing = timer.done()
     if status.ok:
         counts = (status.plan.create, status.plan.update, status.plan.delete)
         report("plan: {} to add, {} to change, {} to destroy".format(*counts))
-        return {
+        update: RunState = {
             "build": status,
+            "timings": [timing],
             "attempts": {"build": attempts},
             "conductor_state": ConductorState.VALIDATING,
             "transitions": [
@@ -149,21 +197,26 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                 )
             ],
         }
-    message = describe(status.errors, "build failed")
-    return {
-        "build": status,
-        "attempts": {"build": attempts},
-        "conductor_state": ConductorState.BLOCKED,
-        "error": f"build failed: {message}",
-        "transitions": [
-            transition(
-                state,
-                ConductorState.BLOCKED,
-                event=EventType.BUILD_FAILED,
-                actor=ACTOR,
-                at=now,
-                artifact="build",
-                note=message,
-            )
-        ],
-    }
+    else:
+        message = describe(status.errors, "build failed")
+        update = {
+            "build": status,
+            "timings": [timing],
+            "attempts": {"build": attempts},
+            "conductor_state": ConductorState.BLOCKED,
+            "error": f"build failed: {message}",
+            "transitions": [
+                transition(
+                    state,
+                    ConductorState.BLOCKED,
+                    event=EventType.BUILD_FAILED,
+                    actor=ACTOR,
+                    at=now,
+                    artifact="build",
+                    note=message,
+                )
+            ],
+        }
+    if plan is not state["plan"]:  # the diagram's SVG was drawn beside the build
+        update["plan"] = plan
+    return update

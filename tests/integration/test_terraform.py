@@ -74,6 +74,13 @@ async def test_full_lifecycle_against_moto(
     init = await runner.init(workspace)
     assert init.ok, init.diagnostics
     assert not init.errors
+    if runner.plugin_dir is not None:
+        # issue 16: the lock file is written before init, complete for this platform
+        assert [w.summary for w in init.warnings] == []
+        lock = (workspace / ".terraform.lock.hcl").read_text()
+        assert 'provider "registry.terraform.io/hashicorp/aws"' in lock
+        assert "h1:" in lock
+        assert "Incomplete lock file" not in (workspace / "logs" / "init.log").read_text()
 
     # The provider is linked from the shared plugin cache, not copied into the workspace.
     provider_root = workspace / ".terraform" / "providers" / "registry.terraform.io" / "hashicorp"

@@ -68,6 +68,8 @@ class FakeCheckov:
 
     failures: list[CheckFailure] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "cli"
+    """Like the CLI, one call scans both inputs (Sentinel splits only in-process scans)."""
 
     async def scan(
         self, *, hcl_dir: Path | None, plan_json: Path | None, external_checks_dir: Path | None

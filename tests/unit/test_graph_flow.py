@@ -11,7 +11,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,11 +257,21 @@ async def test_run_stops_at_the_approval_gate(harness: Harness, tmp_path: Path) 
         "wait_for_orphans",
         "version",
         "init",
-        "validate",
         "plan",
         "show_plan",
     ]
     assert harness.ledger.started == {}
+    timings = values["timings"]
+    assert [t.step for t in timings] == ["design", "build", "validate", "request_approval"]
+    build_parts = [p.name for p in timings[1].parts]
+    assert build_parts == [
+        "render",
+        "terraform version",
+        "terraform init",
+        "terraform plan",
+        "terraform show",
+    ]
+    assert "cost forecast" in [p.name for p in timings[2].parts]
     assert config_files(Path(values["build"].workspace)) == [
         "main.tf",
         "outputs.tf",
@@ -517,3 +527,23 @@ async def test_a_resource_outside_the_catalog_blocks_validation(harness: Harness
     assert values["validation"].findings[0].resource == "aws_iam_user.admin"
     assert values.get("approval_request") is None
     assert values["error"].startswith("validation failed: ")
+
+
+async def test_the_diagram_is_drawn_beside_the_build(harness: Harness, tmp_path: Path) -> None:
+    # a stand-in mmdc (no browser here): writes an SVG naming its input, as the real one draws it
+    fake = tmp_path / "mmdc"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift;; esac; shift; done\n'
+        'printf "<svg>drawn</svg>" > "$out"\n'
+    )
+    fake.chmod(0o755)
+    settings = harness.context.settings.model_copy(update={"mermaid_cli": fake})
+    harness.context = replace(harness.context, settings=settings)
+    await harness.start(make_goal())
+    values = await harness.values()
+    assert values["conductor_state"] is S.WAIT_FOR_APPROVE
+    assert values["plan"].diagram_svg == "<svg>drawn</svg>"
+    design, build = values["timings"][:2]
+    assert design.parts == []
+    assert "diagram SVG" in [p.name for p in build.parts]
