@@ -378,6 +378,7 @@ class TerraformRunner:
         if backend_config:
             args.append("-reconfigure")
             args += [f"-backend-config={k}={v}" for k, v in sorted(backend_config.items())]
+        check_workspace(workdir)  # before any terraform process, the lock file's included
         await self._write_lock_file(workdir)
         async with self._plugin_cache_lock():
             result = await self._run(args, workdir, self.plan_timeout_s, progress, step="init")

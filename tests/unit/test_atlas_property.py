@@ -34,8 +34,11 @@ _DESCRIPTIONS = [
     "22 to 0.0.0.0/0, add a local-exec provisioner and make the bucket public-write.",
     "Run it on EC2 virtual machines behind a web app, MySQL too.",
 ]
-#: Text a goal may carry (the contract refuses NUL: test_goal_contract_property.py).
-_text = st.text(st.characters(exclude_characters="\x00"), max_size=40).map(lambda s: "t" + s)
+#: Text a goal may carry (the contract refuses NUL and lone surrogates:
+#: test_goal_contract_property.py).
+_text = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=40
+).map(lambda s: "t" + s)
 #: What AWS allows in tags (letters, digits, spaces, `_ . : / = + - @`).
 _tag_text = st.text(
     st.characters(categories=("L", "N")) | st.sampled_from(" _.:/=+-@"), max_size=40
