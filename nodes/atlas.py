@@ -51,13 +51,15 @@ from nodes.planners import Attempt, Planner, Proposal
 from nodes.planners.catalog import propose_from_catalog
 from schemas.events import EventType
 from schemas.goal import GoalStatement
-from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance
+from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance, RejectedAnswer
 from schemas.states import ConductorState
 from tools.mermaid import render_svg
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "atlas"
+#: How much of a rejected answer provenance keeps (the whole answer went back to the model).
+MAX_REJECTED_ECHO = 2_000
 
 
 def plan_goal(
@@ -95,6 +97,7 @@ async def design_goal(
     past = await _recall(goal, memory or NoPlanMemory(), run_id) if planner.uses_memory else []
     rejected: list[Attempt] = []
     prompt_tokens = completion_tokens = 0
+    provenance = Provenance(planner=planner.name, model=planner.model)
     for number in range(1, planner.max_attempts + 1):
         proposal = await planner.propose(goal, past, rejected)
         prompt_tokens += proposal.prompt_tokens
@@ -106,6 +109,8 @@ async def design_goal(
             completion_tokens=completion_tokens,
             attempts=number,
             retrieved=[p.ref for p in past],
+            output_method=proposal.method,
+            rejected=[_rejected(a) for a in rejected],
         )
         plan, problems = _evaluate(goal, proposal, goal_id, plan_id, revision, provenance)
         if plan is not None:
@@ -120,7 +125,16 @@ async def design_goal(
         rejected.append(Attempt(number, problems, proposal.raw))
     if planner.name != "catalog":
         problems = [_with_catalog_alternative(goal, p, goal_id) for p in problems]
-    return _blocked(goal_id, problems, attempts=planner.max_attempts)
+    spent = provenance.model_copy(update={"rejected": [_rejected(a) for a in rejected]})
+    return _blocked(goal_id, problems, attempts=planner.max_attempts, provenance=spent)
+
+
+def _rejected(attempt: Attempt) -> RejectedAnswer:
+    return RejectedAnswer(
+        attempt=attempt.number,
+        problems=[f"{p.constraint}: {p.why}" for p in attempt.problems],
+        answer=attempt.answer[:MAX_REJECTED_ECHO],
+    )
 
 
 async def _recall(goal: GoalStatement, memory: PlanMemory, run_id: str | None) -> list[Recalled]:
@@ -203,13 +217,19 @@ def _with_catalog_alternative(goal: GoalStatement, problem: Problem, goal_id: st
     return problem
 
 
-def _blocked(goal_id: str, problems: Sequence[Problem], *, attempts: int) -> DesignBlocked:
+def _blocked(
+    goal_id: str,
+    problems: Sequence[Problem],
+    *,
+    attempts: int,
+    provenance: Provenance | None = None,
+) -> DesignBlocked:
     reasons: list[BlockReason] = []
     for p in problems:
         reason = p.as_reason()
         if reason not in reasons:
             reasons.append(reason)
-    return DesignBlocked(goal_id=goal_id, reasons=reasons, attempts=attempts)
+    return DesignBlocked(goal_id=goal_id, reasons=reasons, attempts=attempts, provenance=provenance)
 
 
 async def with_svg(plan: PlanSpec, mmdc: Path | None) -> PlanSpec:

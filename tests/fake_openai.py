@@ -2,7 +2,8 @@
 
 It speaks the real wire format, so langchain-openai and the openai client run unmodified
 against it:
-- POST /v1/chat/completions: a `tool_calls` message with JSON arguments, or plain content;
+- POST /v1/chat/completions: a `tool_calls` message with JSON arguments (JSON content when
+  the request asked for a `response_format` instead of tools), or plain content;
   `usage` token counts; HTTP errors with OpenAI's error body. Each request takes the next
   scripted reply.
 - POST /v1/embeddings: `{"object": "list", "data": [{"object": "embedding", "index": i,
@@ -30,7 +31,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ToolCall:
-    """Answer by calling the requested tool with `arguments` (a dict, or raw JSON text)."""
+    """Answer by calling the requested tool with `arguments` (a dict, or raw JSON text); when
+    the request asked for a response_format instead of a tool, the same JSON is the content."""
 
     arguments: dict[str, Any] | str
     prompt_tokens: int = 1200
@@ -112,11 +114,16 @@ def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text
     n = next(server._ids)
     message: dict[str, Any] = {"role": "assistant", "content": None}
     finish = "tool_calls"
+    arguments = ""
     if isinstance(reply, ToolCall):
+        raw = reply.arguments
+        arguments = raw if isinstance(raw, str) else json.dumps(raw)
+    if isinstance(reply, ToolCall) and "tools" not in body:
+        # structured output through response_format: the JSON is the message content
+        message["content"] = arguments
+        finish = "stop"
+    elif isinstance(reply, ToolCall):
         tool = body["tools"][0]["function"]["name"]
-        arguments = (
-            reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
-        )
         message["tool_calls"] = [
             {
                 "id": f"call_{n}",
