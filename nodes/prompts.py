@@ -74,15 +74,12 @@ def design_prompt(
     scarce resource.
     """
     full = catalog_reference(goal.region)
-    if focus and budget_chars is not None and len(full) > budget_chars:
-        catalog = catalog_reference(goal.region, only=focus)
-    else:
-        catalog = full
+    only = focus if focus and budget_chars is not None and len(full) > budget_chars else None
     parts = [
         "Catalog (type: title; secure defaults; parameters):",
-        catalog,
+        full if only is None else catalog_reference(goal.region, only=only),
         "References: " + _reference_rules(),
-        "What this goal requires of parameters: " + _active_rules(goal),
+        "What this goal requires of parameters: " + _active_rules(goal, only),
     ]
     plans = [_past(p) for p in past if isinstance(p, PastPlan)]
     goals = [_past_goal(g) for g in past if isinstance(g, PastGoal)]
@@ -224,20 +221,26 @@ def _reference_rules() -> str:
     )
 
 
-def _active_rules(goal: GoalStatement) -> str:
-    rules = rules_for(goal)
+def _active_rules(goal: GoalStatement, only: set[str] | None = None) -> str:
+    """The goal's parameter rules; with `only`, those of the types in it alone."""
+    rules = [
+        (r, reason, types) for r, reason in rules_for(goal) if (types := _types(r.applies, only))
+    ]
     if not rules:
         return "nothing beyond the catalog's bounds."
     return "; ".join(
-        f"{_types(r.applies)} {r.field}: {r.fix} ({r.why.format(reason=reason)})"
-        for r, reason in rules
+        f"{'/'.join(types)} {r.field}: {r.fix} ({r.why.format(reason=reason)})"
+        for r, reason, types in rules
     )
 
 
-def _types(applies: type | tuple[type, ...]) -> str:
+def _types(applies: type | tuple[type, ...], only: set[str] | None = None) -> list[str]:
     classes = applies if isinstance(applies, tuple) else (applies,)
-    names = [t for t, e in CATALOG.items() if issubclass(e.params, classes)]
-    return "/".join(names)
+    return [
+        t
+        for t, e in CATALOG.items()
+        if issubclass(e.params, classes) and (only is None or t in only)
+    ]
 
 
 def _past(p: PastPlan) -> dict[str, Any]:
