@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from schemas.plan import DesignBlocked, PlanSpec
+from schemas.plan import DesignBlocked, PlanSpec, Provenance
 from schemas.run import RunDetail, RunSummary
 from schemas.states import ConductorState
 
@@ -85,14 +85,21 @@ def print_plan(plan: PlanSpec) -> None:
         f"forecast ${b.forecast_monthly_usd:,.2f}/month of ${b.cap_monthly_usd:,.2f} "
         f"({share:.0%}; brake at ${b.brake_monthly_usd:,.2f})"
     )
-    p = plan.provenance
-    by = f"{p.planner} ({p.model})" if p.model else p.planner
-    tokens = f", {p.prompt_tokens}+{p.completion_tokens} tokens" if p.model else ""
-    out.print(f"designed by {by} in {p.attempts} attempt(s){tokens}")
+    print_provenance(plan.provenance, "designed")
     for risk in plan.risks:
         out.print(f"risk ({risk.severity.value}): {risk.description}", soft_wrap=True)
         if risk.mitigation:
             out.print(f"  mitigation: {risk.mitigation}", soft_wrap=True)
+
+
+def print_provenance(p: Provenance, what: str) -> None:
+    """Who planned, how, at what cost, and every answer validation refused (and why)."""
+    by = f"{p.planner} ({p.model})" if p.model else p.planner
+    tokens = f", {p.prompt_tokens}+{p.completion_tokens} tokens" if p.model else ""
+    how = f", {p.output_method}" if p.output_method else ""
+    out.print(f"{what} by {by} in {p.attempts} attempt(s){tokens}{how}", soft_wrap=True)
+    for r in p.rejected:
+        out.print(f"  attempt {r.attempt} rejected: {'; '.join(r.problems)}", soft_wrap=True)
 
 
 def print_blocked(blocked: DesignBlocked) -> None:
@@ -100,6 +107,8 @@ def print_blocked(blocked: DesignBlocked) -> None:
     for reason in blocked.reasons:
         out.print(f"- [bold]{reason.constraint}[/bold]: {reason.why}")
         out.print(f"  fix: {reason.suggestion}")
+    if blocked.provenance is not None:
+        print_provenance(blocked.provenance, "tried")
 
 
 def print_run(detail: RunDetail) -> None:

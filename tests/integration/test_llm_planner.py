@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from rich.console import Console
 from typer.testing import CliRunner
 
+import crew.cli.atlas
+import crew.cli.render
 from catalog import CATALOG
 from catalog.planner import design_for
 from crew.cli.atlas import app
@@ -360,3 +363,19 @@ async def test_a_blocked_design_says_what_it_cost() -> None:
     assert result.provenance is not None
     assert (result.provenance.prompt_tokens, result.provenance.completion_tokens) == (3000, 300)
     assert [r.attempt for r in result.provenance.rejected] == [1, 2, 3]
+
+
+def test_atlas_plan_shows_the_rejected_answer_and_why(
+    llm_env: None, goal: GoalStatement, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = Console(force_terminal=True, record=True, width=200)
+    monkeypatch.setattr(crew.cli.atlas, "out", screen)
+    monkeypatch.setattr(crew.cli.render, "out", screen)
+    good = good_design(goal)
+    with fake_openai(ToolCall(with_db(good, multi_az=False), 900, 200), ToolCall(good)) as llm:
+        monkeypatch.setenv("CREW_LLM_BASE_URL", llm.base_url)
+        result = CliRunner().invoke(app, ["plan", str(EXAMPLES / "goal-web-api.json")])
+    assert result.exit_code == 0, result.output
+    text = screen.export_text()
+    assert "designed by llm (fake-gpt) in 2 attempt(s), 2100+500 tokens, json_schema" in text
+    assert "attempt 1 rejected: components.db.params.multi_az: db: prod needs a multi-AZ" in text
