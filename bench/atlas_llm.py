@@ -49,6 +49,7 @@ async def _one(goal: GoalStatement, planner: Planner, label: str, name: str) -> 
         "completion_tokens": p.completion_tokens if p else 0,
         "attempts": p.attempts if p else getattr(result, "attempts", 1),
         "method": (p.output_method if p else None) or "-",
+        "rejected": [r.model_dump() for r in p.rejected] if p else [],
     }
     if isinstance(result, PlanSpec):
         row["detail"] = ", ".join(sorted(c.type for c in result.components))
