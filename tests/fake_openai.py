@@ -49,6 +49,15 @@ class Text:
 
 
 @dataclass(frozen=True)
+class CutOff:
+    """Answer with content that stopped at the output-token cap (finish_reason "length")."""
+
+    content: str
+    prompt_tokens: int = 1000
+    completion_tokens: int = 1024
+
+
+@dataclass(frozen=True)
 class HttpError:
     status: int
     message: str = "upstream failure"
@@ -61,7 +70,7 @@ class Stall:
     seconds: float = 30.0
 
 
-Reply = ToolCall | Text | HttpError | Stall
+Reply = ToolCall | Text | CutOff | HttpError | Stall
 
 
 @dataclass
@@ -110,7 +119,9 @@ def _embeddings(server: FakeOpenAI, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text) -> dict[str, Any]:
+def _completion(
+    server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text | CutOff
+) -> dict[str, Any]:
     n = next(server._ids)
     message: dict[str, Any] = {"role": "assistant", "content": None}
     finish = "tool_calls"
@@ -133,7 +144,7 @@ def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text
         ]
     else:
         message["content"] = reply.content
-        finish = "stop"
+        finish = "length" if isinstance(reply, CutOff) else "stop"
     return {
         "id": f"chatcmpl-fake{n}",
         "object": "chat.completion",

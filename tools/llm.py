@@ -140,6 +140,9 @@ class LlmClient:
             for method in order:
                 try:
                     raw = await _ask(chat, method, schema.__name__, sent, prompt)
+                except openai.LengthFinishReasonError as exc:
+                    # the answer ran past the output cap: a bad answer (data), not an outage
+                    return _cut_off(exc, method, refused)
                 except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                     refused.append(f"{method.value}: HTTP {exc.status_code} {_body(exc)}")
                     logger.warning("the LLM at %s refused %s", self._where, refused[-1])
@@ -279,6 +282,24 @@ def _reply_text(raw: AIMessage) -> str:
     if invalid:
         return str(invalid[0].get("args", ""))
     return raw.content if isinstance(raw.content, str) else json.dumps(raw.content)
+
+
+def _cut_off(
+    exc: openai.LengthFinishReasonError, method: OutputMethod, refused: list[str]
+) -> StructuredReply[Any]:
+    usage = exc.completion.usage
+    choices = exc.completion.choices
+    text = (choices[0].message.content or "") if choices else ""
+    return StructuredReply(
+        value=None,
+        error="the answer was cut off at the output-token cap (CREW_LLM_MAX_OUTPUT_TOKENS): "
+        "keep summary and rationale short and list only the components the goal needs",
+        raw=text[:MAX_REPLY_ECHO],
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        method=method,
+        refused=tuple(refused),
+    )
 
 
 def _body(exc: openai.APIStatusError) -> str:

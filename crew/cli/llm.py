@@ -7,6 +7,8 @@ Atlas only needs CREW_LLM_BASE_URL and CREW_LLM_MODEL (README, "Atlas on a local
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from typing import Annotated
 
@@ -31,6 +33,9 @@ def serve(
     except ToolNotFoundError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
+    # SIGTERM (a service manager, `kill`) stops the server too: SystemExit unwinds the
+    # context manager below, which kills llama-server's process group.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     out.print(f"starting llama-server with {model.model.name} on 127.0.0.1:{port} ...")
     try:
         with running_server(model, port=port, threads=threads, context=context) as url:

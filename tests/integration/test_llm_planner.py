@@ -28,7 +28,7 @@ from nodes.atlas import design_goal
 from nodes.planners.llm import LlmPlanner
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
-from tests.fake_openai import HttpError, Stall, Text, ToolCall, fake_openai
+from tests.fake_openai import CutOff, HttpError, Stall, Text, ToolCall, fake_openai
 from tests.unit.support import EXAMPLES, make_goal
 from tools.llm import LlmClient
 
@@ -379,3 +379,13 @@ def test_atlas_plan_shows_the_rejected_answer_and_why(
     text = screen.export_text()
     assert "designed by llm (fake-gpt) in 2 attempt(s), 2100+500 tokens, json_schema" in text
     assert "attempt 1 rejected: components.db.params.multi_az: db: prod needs a multi-AZ" in text
+
+
+async def test_an_answer_cut_off_at_the_token_cap_is_retried(goal: GoalStatement) -> None:
+    cut = CutOff('{"summary": "An API", "rationale": "' + "very " * 50)
+    with fake_openai(cut, ToolCall(good_design(goal))) as llm:
+        result = await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
+    assert isinstance(result, PlanSpec)
+    assert result.provenance.attempts == 2
+    assert result.provenance.prompt_tokens == 1000 + 1200
+    assert "cut off at the output-token cap" in llm.user_text(1)
