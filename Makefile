@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck fmt schemas diagrams image bench clean
+.PHONY: install run test lint typecheck fmt schemas diagrams image bench llm clean
 
 # The same install script as the image's build stage (Dockerfile), with the dev extras.
 $(STAMP): pyproject.toml scripts/install.sh
@@ -25,6 +25,7 @@ test: $(STAMP)
 	scripts/diagrams --check
 	scripts/ensure-chromium
 	scripts/ensure-promtool --bin $(BIN)
+	scripts/local-llm --venv $(VENV) --quiet
 	$(BIN)/pytest -n 4 --dist loadfile
 
 lint: $(STAMP)
@@ -49,6 +50,10 @@ diagrams: $(STAMP)
 ## image: the container image (needs a Docker engine; `--target offline` adds the AWS provider)
 image:
 	docker build -t infra-crew:local .
+
+## llm: the local model for the LLM planner's real-model tests and `crew llm serve` (~660 MB)
+llm: $(STAMP)
+	scripts/local-llm --venv $(VENV)
 
 ## bench: the Conductor benchmark table (see bench/README.md)
 bench: $(STAMP)

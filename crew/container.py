@@ -256,8 +256,11 @@ def build_planner(
         api_key=settings.openai_api_key,
         timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
+        max_output_tokens=settings.llm_max_output_tokens,
     )
-    return LlmPlanner(client)
+    return LlmPlanner(
+        client, draft=settings.llm_draft, prompt_budget_chars=settings.llm_prompt_budget_chars
+    )
 
 
 def build_metrics(settings: Settings) -> CrewMetrics:

@@ -35,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from schemas.apply import ApplyResult
 from schemas.approval import Channel, Decision
 from schemas.events import OpsEvent
-from schemas.plan import PlanSpec
+from schemas.plan import DesignBlocked, PlanSpec, Provenance
 from schemas.states import ConductorState
 
 logger = logging.getLogger(__name__)
@@ -308,15 +308,17 @@ class CrewMetrics:
             return
         plan = update.get("plan")
         if isinstance(plan, PlanSpec) and plan.provenance.model:
-            self._observe_tokens(plan)
+            self._observe_tokens(plan.provenance)
+        blocked = update.get("design_blocked")
+        if isinstance(blocked, DesignBlocked) and blocked.provenance and blocked.provenance.model:
+            self._observe_tokens(blocked.provenance)  # a blocked design spent tokens too
         # Not the gate decision: it is counted from the audit log (`set_cluster`), since the
         # process acting on it may be a `crew approve` that nobody scrapes.
         result = update.get("rollback_result")
         if isinstance(result, ApplyResult):
             self._observe_rollback(result)
 
-    def _observe_tokens(self, plan: PlanSpec) -> None:
-        p = plan.provenance
+    def _observe_tokens(self, p: Provenance) -> None:
         model = p.model or "unknown"
         self.llm_tokens.labels(model=model, direction="in").inc(p.prompt_tokens)
         self.llm_tokens.labels(model=model, direction="out").inc(p.completion_tokens)

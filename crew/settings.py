@@ -169,6 +169,21 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(
         default=2, ge=0, le=10, description="HTTP-level retries of a failed LLM request."
     )
+    llm_draft: bool = Field(
+        default=False,
+        description="Give the LLM the catalog planner's design to revise (the hybrid) instead "
+        "of asking it to design from nothing; helps small local models (bench/atlas_llm.py).",
+    )
+    llm_prompt_budget_chars: int = Field(
+        default=40_000,
+        ge=2_000,
+        le=1_000_000,
+        description="Above this many characters, the prompt describes only the catalog types "
+        "the goal needs in full (about 3.5 characters a token; set ~8000 for a 4k-context model).",
+    )
+    llm_max_output_tokens: int | None = Field(
+        default=None, ge=64, le=100_000, description="Cap on one LLM answer's tokens; unset: none."
+    )
     openai_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("openai_api_key", "CREW_OPENAI_API_KEY", "OPENAI_API_KEY"),

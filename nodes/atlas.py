@@ -56,13 +56,22 @@ from nodes.planners.catalog import propose_from_catalog
 from nodes.timing import StepTimer
 from schemas.events import EventType
 from schemas.goal import GoalStatement
-from schemas.plan import BlockReason, DesignBlocked, PlanSpec, Provenance, Requirement
+from schemas.plan import (
+    BlockReason,
+    DesignBlocked,
+    PlanSpec,
+    Provenance,
+    RejectedAnswer,
+    Requirement,
+)
 from schemas.states import ConductorState
 from tools.mermaid import render_svg
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "atlas"
+#: How much of a rejected answer provenance keeps (the whole answer went back to the model).
+MAX_REJECTED_ECHO = 2_000
 
 
 def plan_goal(
@@ -113,17 +122,30 @@ def _finish(
     problems: Sequence[Problem],
     attempts: int,
     unsupported_asks: UnsupportedAsks,
+    *,
+    provenance: Provenance | None = None,
 ) -> PlanSpec | DesignBlocked:
-    """The plan, unless an ask it cannot meet blocks it (org policy unsupported_asks)."""
+    """The plan, unless an ask it cannot meet blocks it (org policy unsupported_asks).
+
+    A blocked design keeps the `provenance` of the planner that tried (tokens, rejected
+    answers): a block costs tokens too."""
     if plan is None:
         requirements = _would_be(goal, reading)
         # Everything at once: the clashes, and the asks no design here would meet.
         gaps = gap_problems(requirements)
         reasons = [*gaps, *problems] if _nothing(problems) else [*problems, *gaps]
-        return _blocked(goal_id, reasons, attempts=attempts, requirements=requirements)
+        return _blocked(
+            goal_id, reasons, attempts=attempts, requirements=requirements, provenance=provenance
+        )
     gaps = gap_problems(plan.requirements)
     if gaps and unsupported_asks == "block":
-        return _blocked(goal_id, gaps, attempts=attempts, requirements=plan.requirements)
+        return _blocked(
+            goal_id,
+            gaps,
+            attempts=attempts,
+            requirements=plan.requirements,
+            provenance=plan.provenance,
+        )
     if gaps:
         plan = plan.model_copy(update={"risks": [*plan.risks, *gap_risks(plan.requirements)]})
     return plan
@@ -168,6 +190,7 @@ async def design_goal(
     past = await _recall(goal, memory or NoPlanMemory(), run_id) if planner.uses_memory else []
     rejected: list[Attempt] = []
     prompt_tokens = completion_tokens = 0
+    provenance = Provenance(planner=planner.name, model=planner.model)
     for number in range(1, planner.max_attempts + 1):
         proposal = await planner.propose(goal, past, rejected)
         prompt_tokens += proposal.prompt_tokens
@@ -179,6 +202,8 @@ async def design_goal(
             completion_tokens=completion_tokens,
             attempts=number,
             retrieved=[p.ref for p in past],
+            output_method=proposal.method,
+            rejected=[_rejected(a) for a in rejected],
         )
         plan, problems = _evaluate(goal, proposal, goal_id, plan_id, revision, provenance, reading)
         if plan is not None and planner.name != "catalog":
@@ -197,7 +222,25 @@ async def design_goal(
         rejected.append(Attempt(number, problems, proposal.raw))
     if planner.name != "catalog":
         problems = [_with_catalog_alternative(goal, p, goal_id) for p in problems]
-    return _finish(goal, goal_id, reading, None, problems, planner.max_attempts, unsupported_asks)
+    spent = provenance.model_copy(update={"rejected": [_rejected(a) for a in rejected]})
+    return _finish(
+        goal,
+        goal_id,
+        reading,
+        None,
+        problems,
+        planner.max_attempts,
+        unsupported_asks,
+        provenance=spent,
+    )
+
+
+def _rejected(attempt: Attempt) -> RejectedAnswer:
+    return RejectedAnswer(
+        attempt=attempt.number,
+        problems=[f"{p.constraint}: {p.why}" for p in attempt.problems],
+        answer=attempt.answer[:MAX_REJECTED_ECHO],
+    )
 
 
 async def _recall(goal: GoalStatement, memory: PlanMemory, run_id: str | None) -> list[Recalled]:
@@ -292,6 +335,7 @@ def _blocked(
     *,
     attempts: int,
     requirements: Sequence[Requirement] = (),
+    provenance: Provenance | None = None,
 ) -> DesignBlocked:
     reasons: list[BlockReason] = []
     for p in problems:
@@ -299,7 +343,11 @@ def _blocked(
         if reason not in reasons:
             reasons.append(reason)
     return DesignBlocked(
-        goal_id=goal_id, reasons=reasons, attempts=attempts, requirements=list(requirements)
+        goal_id=goal_id,
+        reasons=reasons,
+        attempts=attempts,
+        requirements=list(requirements),
+        provenance=provenance,
     )
 
 

@@ -2,7 +2,7 @@
 
 The goal is untrusted: it goes in as JSON *data* between <goal_data> tags, with every "<"
 escaped so no text inside can close the tag, and the system prompt says that nothing inside
-is an instruction. The model can only answer with a DesignProposal (function calling); what
+is an instruction. The model can only answer with a DesignProposal (structured output); what
 it proposes is validated by catalog/validate.py like any other design, so a prompt
 injection that slips through the model still cannot put anything outside the catalog into a
 plan.
@@ -16,6 +16,7 @@ from typing import Any
 
 from catalog.components import CATALOG, FARGATE_SIZES, LOG_RETENTION_DAYS, Access, AlarmKind
 from catalog.cost import forecast_lines
+from catalog.design import DesignProposal
 from catalog.problems import Problem
 from catalog.requirements import rules_for
 from catalog.structure import ALARM_TARGETS, GRANT_ACCESS
@@ -29,8 +30,8 @@ MAX_RUNBOOK_CHARS = 1_200
 
 SYSTEM = """\
 You are Atlas, the architect of infra-crew. You design AWS infrastructure for a goal by
-choosing components from a fixed catalog and setting their parameters. You answer only by
-calling the DesignProposal tool.
+choosing components from a fixed catalog and setting their parameters. You answer only with
+a DesignProposal: one JSON object with summary, rationale, components, risks, assumptions.
 
 Rules:
 1. Use only the catalog types listed below, only their listed parameters, within the stated
@@ -55,14 +56,30 @@ Rules:
 """
 
 
-def design_prompt(goal: GoalStatement, past: Sequence[Recalled]) -> list[tuple[str, str]]:
+def design_prompt(
+    goal: GoalStatement,
+    past: Sequence[Recalled],
+    *,
+    draft: DesignProposal | None = None,
+    focus: set[str] | None = None,
+    budget_chars: int | None = None,
+) -> list[tuple[str, str]]:
     """The first request: system rules, the catalog for the goal's region, what memory
-    recalled (past plans, runbook excerpts), the goal as data."""
+    recalled (past plans, runbook excerpts), the goal as data.
+
+    With a `draft` (the catalog planner's design), the model revises it instead of starting
+    from nothing. When the whole catalog would take more than `budget_chars`, only the `focus`
+    types (those the catalog planner would use) are described in full and the others are
+    named with their titles: a small model's context (and its prompt-processing time) is the
+    scarce resource.
+    """
+    full = catalog_reference(goal.region)
+    only = focus if focus and budget_chars is not None and len(full) > budget_chars else None
     parts = [
         "Catalog (type: title; secure defaults; parameters):",
-        catalog_reference(goal.region),
+        full if only is None else catalog_reference(goal.region, only=only),
         "References: " + _reference_rules(),
-        "What this goal requires of parameters: " + _active_rules(goal),
+        "What this goal requires of parameters: " + _active_rules(goal, only),
     ]
     plans = [_past(p) for p in past if isinstance(p, PastPlan)]
     goals = [_past_goal(g) for g in past if isinstance(g, PastGoal)]
@@ -74,7 +91,16 @@ def design_prompt(goal: GoalStatement, past: Sequence[Recalled]) -> list[tuple[s
     if runbooks:
         parts.append("<runbooks>\n" + _data(runbooks) + "\n</runbooks>")
     parts.append("<goal_data>\n" + _data(goal.model_dump(mode="json")) + "\n</goal_data>")
-    parts.append("Design for the goal above. Call DesignProposal with your design.")
+    if draft is not None:
+        parts.append(
+            "<draft_design>\n"
+            + _escape(draft.model_dump_json(exclude_defaults=True))
+            + "\n</draft_design>\nA rules engine drafted the design above from the goal's "
+            "fields. Check it against the goal: keep what fits, fix what does not, add what the "
+            "goal needs and the draft misses. Answer with the complete DesignProposal JSON."
+        )
+    else:
+        parts.append("Design for the goal above. Answer with your DesignProposal JSON.")
     return [("system", SYSTEM), ("user", "\n\n".join(parts))]
 
 
@@ -85,14 +111,18 @@ def feedback_prompt(attempt: int, problems: Sequence[Problem], previous: str) ->
         "user",
         f"Your design (attempt {attempt}) was rejected by validation. Problems:\n{lines}\n\n"
         f"<previous_design>\n{_escape(previous)}\n</previous_design>\n\n"
-        "Call DesignProposal again with a corrected, complete design that fixes every problem.",
+        "Answer again with a corrected, complete DesignProposal JSON that fixes every problem.",
     )
 
 
-def catalog_reference(region: str) -> str:
-    """Each catalog type with its parameters, bounds, defaults and default monthly cost."""
+def catalog_reference(region: str, *, only: set[str] | None = None) -> str:
+    """Each catalog type with its parameters, bounds, defaults and default monthly cost; the
+    types not in `only` (when given) by name and title alone."""
     blocks = []
     for type_, entry in CATALOG.items():
+        if only is not None and type_ not in only:
+            blocks.append(f"- {type_}: {entry.title}")
+            continue
         schema = entry.params.model_json_schema()
         params = "; ".join(
             _param(name, spec, name in schema.get("required", []), schema)
@@ -191,20 +221,26 @@ def _reference_rules() -> str:
     )
 
 
-def _active_rules(goal: GoalStatement) -> str:
-    rules = rules_for(goal)
+def _active_rules(goal: GoalStatement, only: set[str] | None = None) -> str:
+    """The goal's parameter rules; with `only`, those of the types in it alone."""
+    rules = [
+        (r, reason, types) for r, reason in rules_for(goal) if (types := _types(r.applies, only))
+    ]
     if not rules:
         return "nothing beyond the catalog's bounds."
     return "; ".join(
-        f"{_types(r.applies)} {r.field}: {r.fix} ({r.why.format(reason=reason)})"
-        for r, reason in rules
+        f"{'/'.join(types)} {r.field}: {r.fix} ({r.why.format(reason=reason)})"
+        for r, reason, types in rules
     )
 
 
-def _types(applies: type | tuple[type, ...]) -> str:
+def _types(applies: type | tuple[type, ...], only: set[str] | None = None) -> list[str]:
     classes = applies if isinstance(applies, tuple) else (applies,)
-    names = [t for t, e in CATALOG.items() if issubclass(e.params, classes)]
-    return "/".join(names)
+    return [
+        t
+        for t, e in CATALOG.items()
+        if issubclass(e.params, classes) and (only is None or t in only)
+    ]
 
 
 def _past(p: PastPlan) -> dict[str, Any]:

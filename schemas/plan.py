@@ -64,6 +64,14 @@ class Risk(Contract):
     mitigation: str | None = None
 
 
+class RejectedAnswer(Contract):
+    """A planner's answer that validation refused: what was wrong, fed back on the retry."""
+
+    attempt: int = Field(ge=1)
+    problems: list[str] = Field(description="Each problem as 'where: why', as the model saw it.")
+    answer: str = Field(default="", description="The answer as sent, truncated.")
+
+
 class Provenance(Contract):
     planner: str = Field(description='"catalog" or "llm".')
     model: str | None = Field(default=None, description="LLM model name, when an LLM planned.")
@@ -74,6 +82,14 @@ class Provenance(Contract):
         default_factory=list,
         max_length=200,
         description="Ids of past plans or runbooks the planner was given.",
+    )
+    output_method: str | None = Field(
+        default=None,
+        description="How the LLM was asked for JSON: json_schema, function_calling or "
+        "json_object (the first the server accepted).",
+    )
+    rejected: list[RejectedAnswer] = Field(
+        default_factory=list, description="Earlier attempts validation refused, and why."
     )
 
 
@@ -193,4 +209,7 @@ class DesignBlocked(Artifact):
         default_factory=list,
         max_length=300,
         description="What was read from the goal and how a design would answer it.",
+    )
+    provenance: Provenance | None = Field(
+        default=None, description="Who tried and what it cost (tokens), when a planner ran."
     )

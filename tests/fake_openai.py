@@ -2,7 +2,8 @@
 
 It speaks the real wire format, so langchain-openai and the openai client run unmodified
 against it:
-- POST /v1/chat/completions: a `tool_calls` message with JSON arguments, or plain content;
+- POST /v1/chat/completions: a `tool_calls` message with JSON arguments (JSON content when
+  the request asked for a `response_format` instead of tools), or plain content;
   `usage` token counts; HTTP errors with OpenAI's error body. Each request takes the next
   scripted reply.
 - GET /v1/models: one model, `fake-gpt` (what a readiness probe asks).
@@ -31,7 +32,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ToolCall:
-    """Answer by calling the requested tool with `arguments` (a dict, or raw JSON text)."""
+    """Answer by calling the requested tool with `arguments` (a dict, or raw JSON text); when
+    the request asked for a response_format instead of a tool, the same JSON is the content."""
 
     arguments: dict[str, Any] | str
     prompt_tokens: int = 1200
@@ -48,6 +50,15 @@ class Text:
 
 
 @dataclass(frozen=True)
+class CutOff:
+    """Answer with content that stopped at the output-token cap (finish_reason "length")."""
+
+    content: str
+    prompt_tokens: int = 1000
+    completion_tokens: int = 1024
+
+
+@dataclass(frozen=True)
 class HttpError:
     status: int
     message: str = "upstream failure"
@@ -60,7 +71,7 @@ class Stall:
     seconds: float = 30.0
 
 
-Reply = ToolCall | Text | HttpError | Stall
+Reply = ToolCall | Text | CutOff | HttpError | Stall
 
 
 @dataclass
@@ -109,15 +120,22 @@ def _embeddings(server: FakeOpenAI, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text) -> dict[str, Any]:
+def _completion(
+    server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text | CutOff
+) -> dict[str, Any]:
     n = next(server._ids)
     message: dict[str, Any] = {"role": "assistant", "content": None}
     finish = "tool_calls"
+    arguments = ""
     if isinstance(reply, ToolCall):
+        raw = reply.arguments
+        arguments = raw if isinstance(raw, str) else json.dumps(raw)
+    if isinstance(reply, ToolCall) and "tools" not in body:
+        # structured output through response_format: the JSON is the message content
+        message["content"] = arguments
+        finish = "stop"
+    elif isinstance(reply, ToolCall):
         tool = body["tools"][0]["function"]["name"]
-        arguments = (
-            reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
-        )
         message["tool_calls"] = [
             {
                 "id": f"call_{n}",
@@ -127,7 +145,7 @@ def _completion(server: FakeOpenAI, body: dict[str, Any], reply: ToolCall | Text
         ]
     else:
         message["content"] = reply.content
-        finish = "stop"
+        finish = "length" if isinstance(reply, CutOff) else "stop"
     return {
         "id": f"chatcmpl-fake{n}",
         "object": "chat.completion",

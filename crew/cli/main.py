@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from crew.cli.audit import AUDIT_HELP, audit_command
 from crew.cli.forge import build_command
+from crew.cli.llm import llm_app
 from crew.cli.memory import memory_app
 from crew.cli.render import (
     err,
@@ -77,6 +78,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(diagram_app, name="diagram")
 app.add_typer(token_app, name="token")
 app.add_typer(memory_app, name="memory")
+app.add_typer(llm_app, name="llm")
 
 T = TypeVar("T")
 

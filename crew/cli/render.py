@@ -19,7 +19,7 @@ from catalog.gaps import asked_vs_designed
 from crew import __version__
 from crew.settings import Settings
 from schemas.drift import DriftReport
-from schemas.plan import DesignBlocked, PlanSpec, Requirement
+from schemas.plan import DesignBlocked, PlanSpec, Provenance, Requirement
 from schemas.run import RunDetail, RunSummary
 from schemas.stack import StackDetail, StackStatus, StackSummary
 from schemas.states import ConductorState
@@ -248,10 +248,7 @@ def print_plan(plan: PlanSpec) -> None:
         f"design estimate ${b.forecast_monthly_usd:,.2f}/month of ${b.cap_monthly_usd:,.2f} "
         f"({share:.0%}; brake at ${b.brake_monthly_usd:,.2f})"
     )
-    p = plan.provenance
-    by = f"{p.planner} ({p.model})" if p.model else p.planner
-    tokens = f", {p.prompt_tokens}+{p.completion_tokens} tokens" if p.model else ""
-    out.print(f"designed by {by} in {p.attempts} attempt(s){tokens}")
+    print_provenance(plan.provenance, "designed")
     for risk in plan.risks:
         out.print(f"risk ({risk.severity.value}): {risk.description}", soft_wrap=True)
         if risk.mitigation:
@@ -276,12 +273,24 @@ def print_asked_vs_designed(requirements: Sequence[Requirement]) -> None:
     out.print(table)
 
 
+def print_provenance(p: Provenance, what: str) -> None:
+    """Who planned, how, at what cost, and every answer validation refused (and why)."""
+    by = f"{p.planner} ({p.model})" if p.model else p.planner
+    tokens = f", {p.prompt_tokens}+{p.completion_tokens} tokens" if p.model else ""
+    how = f", {p.output_method}" if p.output_method else ""
+    out.print(f"{what} by {by} in {p.attempts} attempt(s){tokens}{how}", soft_wrap=True)
+    for r in p.rejected:
+        out.print(f"  attempt {r.attempt} rejected: {'; '.join(r.problems)}", soft_wrap=True)
+
+
 def print_blocked(blocked: DesignBlocked) -> None:
     out.print("[red bold]design blocked[/red bold]")
     for reason in blocked.reasons:
         out.print(f"- [bold]{reason.constraint}[/bold]: {reason.why}")
         out.print(f"  fix: {reason.suggestion}")
     print_asked_vs_designed(blocked.requirements)
+    if blocked.provenance is not None:
+        print_provenance(blocked.provenance, "tried")
 
 
 def print_timings(detail: RunDetail) -> None:

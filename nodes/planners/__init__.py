@@ -27,6 +27,8 @@ class Proposal:
     """The planner's answer as sent, truncated: echoed back to an LLM with its problems."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    method: str | None = None
+    """How an LLM was asked for JSON (tools/llm.py OutputMethod), when one was."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from rich.console import Console
 from typer.testing import CliRunner
 
+import crew.cli.atlas
+import crew.cli.render
 from catalog import CATALOG
 from catalog.planner import design_for
 from crew.cli.atlas import app
@@ -25,7 +28,7 @@ from nodes.atlas import design_goal
 from nodes.planners.llm import LlmPlanner
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
-from tests.fake_openai import HttpError, Stall, Text, ToolCall, fake_openai
+from tests.fake_openai import CutOff, HttpError, Stall, Text, ToolCall, fake_openai
 from tests.unit.support import EXAMPLES, make_goal
 from tools.llm import LlmClient
 
@@ -73,11 +76,18 @@ async def test_a_good_plan_with_its_token_usage(goal: GoalStatement) -> None:
     p = result.provenance
     assert (p.planner, p.model, p.attempts) == ("llm", "fake-gpt", 1)
     assert (p.prompt_tokens, p.completion_tokens) == (2100, 480)
-    # what went over the wire: a forced DesignProposal tool call, the goal as delimited data
+    assert p.output_method == "json_schema"
+    # what went over the wire: a DesignProposal JSON schema, the goal as delimited data
     (request,) = llm.requests
     assert request["model"] == "fake-gpt"
-    assert request["tools"][0]["function"]["name"] == "DesignProposal"
-    assert request["tool_choice"]["function"]["name"] == "DesignProposal"
+    assert request["temperature"] == 0
+    fmt = request["response_format"]
+    assert (fmt["type"], fmt["json_schema"]["name"]) == ("json_schema", "DesignProposal")
+    sent = json.dumps(fmt["json_schema"]["schema"])
+    assert "$ref" not in sent
+    assert "maxLength" not in sent
+    component = fmt["json_schema"]["schema"]["properties"]["components"]["items"]
+    assert component["properties"]["type"]["enum"] == sorted(CATALOG)
     assert request["messages"][0]["role"] == "system"
     assert "<goal_data>" in llm.user_text(0)
     assert llm.headers[0]["authorization"] == "Bearer sk-local-test"
@@ -123,7 +133,8 @@ async def test_broken_json_and_a_chatty_reply_are_retried(goal: GoalStatement) -
         result = await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
     assert isinstance(result, PlanSpec)
     assert result.provenance.attempts == 3
-    assert "did not call the DesignProposal tool" in llm.user_text(2)
+    assert "the reply is not a JSON object: 'Sure! Here is my plan.'" in llm.user_text(2)
+    assert "the reply is not valid JSON" in llm.user_text(1)
 
 
 async def test_an_over_budget_plan_names_the_budget_and_the_catalog_alternative(
@@ -284,3 +295,97 @@ def test_atlas_plan_uses_the_llm_when_a_model_is_configured(
     assert result.exit_code == 1
     assert "the llm planner failed" in result.stderr
     assert "HTTP 503" in result.stderr
+
+
+# -- servers that refuse a method, models that fence their JSON -------------------------------
+
+GRAMMAR = "Failed to initialize samplers: failed to parse grammar"
+
+
+async def test_a_refused_schema_falls_back_to_a_tool_call_and_remembers_it(
+    goal: GoalStatement,
+) -> None:
+    """llama.cpp's answer to a schema its grammar converter cannot take: the next method."""
+    good = good_design(goal)
+    client = LlmClient(
+        model="fake-gpt", base_url=None, api_key=SecretStr("k"), timeout_s=10, max_retries=0
+    )
+    with fake_openai(HttpError(400, GRAMMAR), ToolCall(good), ToolCall(good)) as llm:
+        client.base_url = llm.base_url
+        first = await design_goal(goal, planner=LlmPlanner(client), goal_id="g", plan_id="p")
+        again = await design_goal(goal, planner=LlmPlanner(client), goal_id="g", plan_id="p")
+    assert isinstance(first, PlanSpec)
+    assert isinstance(again, PlanSpec)
+    assert first.provenance.output_method == "function_calling"
+    assert "response_format" in llm.requests[0]
+    assert "tools" not in llm.requests[0]
+    assert llm.requests[1]["tools"][0]["function"]["name"] == "DesignProposal"
+    assert "tools" in llm.requests[2]  # the refused method is not asked again
+
+
+async def test_every_method_refused_is_a_clear_error(goal: GoalStatement) -> None:
+    with (
+        fake_openai(*(HttpError(400, GRAMMAR) for _ in range(3))) as llm,
+        pytest.raises(LlmError, match="refused every structured-output method") as raised,
+    ):
+        await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
+    assert [("response_format" in r, "tools" in r) for r in llm.requests] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
+    assert llm.requests[2]["response_format"] == {"type": "json_object"}
+    assert "json_schema: HTTP 400" in str(raised.value)
+
+
+async def test_fenced_json_with_chatter_is_read_and_rejections_are_kept(
+    goal: GoalStatement,
+) -> None:
+    good = good_design(goal)
+    fenced = "Here is the design:\n```json\n" + json.dumps(good) + "\n```\nHope it helps!"
+    with fake_openai(ToolCall(with_db(good, multi_az=False)), Text(fenced)) as llm:
+        result = await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
+    assert isinstance(result, PlanSpec)
+    (rejected,) = result.provenance.rejected
+    assert rejected.attempt == 1
+    assert rejected.problems == [
+        "components.db.params.multi_az: db: prod needs a multi-AZ database"
+    ]
+    assert '"multi_az": false' in rejected.answer
+
+
+async def test_a_blocked_design_says_what_it_cost() -> None:
+    goal = make_goal("goal-web-api.json")
+    bad = with_db(good_design(goal), multi_az=False)
+    with fake_openai(*(ToolCall(bad, 1000, 100) for _ in range(3))) as llm:
+        result = await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
+    assert isinstance(result, DesignBlocked)
+    assert result.provenance is not None
+    assert (result.provenance.prompt_tokens, result.provenance.completion_tokens) == (3000, 300)
+    assert [r.attempt for r in result.provenance.rejected] == [1, 2, 3]
+
+
+def test_atlas_plan_shows_the_rejected_answer_and_why(
+    llm_env: None, goal: GoalStatement, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = Console(force_terminal=True, record=True, width=200)
+    monkeypatch.setattr(crew.cli.atlas, "out", screen)
+    monkeypatch.setattr(crew.cli.render, "out", screen)
+    good = good_design(goal)
+    with fake_openai(ToolCall(with_db(good, multi_az=False), 900, 200), ToolCall(good)) as llm:
+        monkeypatch.setenv("CREW_LLM_BASE_URL", llm.base_url)
+        result = CliRunner().invoke(app, ["plan", str(EXAMPLES / "goal-web-api.json")])
+    assert result.exit_code == 0, result.output
+    text = screen.export_text()
+    assert "designed by llm (fake-gpt) in 2 attempt(s), 2100+500 tokens, json_schema" in text
+    assert "attempt 1 rejected: components.db.params.multi_az: db: prod needs a multi-AZ" in text
+
+
+async def test_an_answer_cut_off_at_the_token_cap_is_retried(goal: GoalStatement) -> None:
+    cut = CutOff('{"summary": "An API", "rationale": "' + "very " * 50)
+    with fake_openai(cut, ToolCall(good_design(goal))) as llm:
+        result = await design_goal(goal, planner=planner(llm.base_url), goal_id="g", plan_id="p")
+    assert isinstance(result, PlanSpec)
+    assert result.provenance.attempts == 2
+    assert result.provenance.prompt_tokens == 1000 + 1200
+    assert "cut off at the output-token cap" in llm.user_text(1)

@@ -1,0 +1,83 @@
+"""What goes over the wire to an LLM and how its answer is read (tools/llm.py), and how the
+local model's layout is found (tools/llama_server.py): no server, no model needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from catalog.design import DesignProposal
+from crew.errors import ToolNotFoundError
+from nodes.planners.llm import design_wire_schema
+from tools.llama_server import cpu_has_avx512, local_model
+from tools.llm import parse_reply, wire_schema
+
+DESIGN = {
+    "summary": "One bucket.",
+    "rationale": "Storage only.",
+    "components": [{"type": "s3_bucket", "name": "logs", "params": {"versioning": True}}],
+}
+
+
+def test_the_wire_schema_has_no_refs_and_no_bounds_a_grammar_cannot_expand() -> None:
+    sent = json.dumps(wire_schema(DesignProposal))
+    for keyword in ("$ref", "$defs", "maxLength", "maxItems", "minLength", "title"):
+        assert keyword not in sent, keyword
+    schema = design_wire_schema()
+    component = schema["properties"]["components"]["items"]
+    assert "s3_bucket" in component["properties"]["type"]["enum"]
+    assert component["properties"]["params"]["type"] == "object"
+    risk = schema["properties"]["risks"]["items"]
+    assert risk["properties"]["severity"]["enum"] == ["low", "medium", "high"]
+    assert set(schema["required"]) == {"summary", "rationale", "components"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(DESIGN),
+        "```json\n" + json.dumps(DESIGN, indent=2) + "\n```",
+        "Sure, here it is:\n```\n" + json.dumps(DESIGN) + "\n```\nAnything else?",
+        json.dumps({"DesignProposal": DESIGN}),
+        json.dumps({"name": "DesignProposal", "arguments": DESIGN}),
+    ],
+)
+def test_fenced_wrapped_or_chatty_json_is_read(text: str) -> None:
+    value, error = parse_reply(DesignProposal, text)
+    assert error is None
+    assert value is not None
+    assert value.components[0].name == "logs"
+
+
+def test_an_invalid_reply_is_explained_field_by_field() -> None:
+    assert parse_reply(DesignProposal, "I cannot help with that.")[1] == (
+        "the reply is not a JSON object: 'I cannot help with that.'"
+    )
+    _, broken = parse_reply(DesignProposal, '{"summary": "x", "components": [')
+    assert broken is not None
+    assert broken.startswith("the reply is not valid JSON")
+    bad = {**DESIGN, "components": [{"type": "s3_bucket", "name": "Bad Name"}], "cost": 3}
+    _, error = parse_reply(DesignProposal, json.dumps(bad))
+    assert error is not None
+    assert "components.0.name: String should match pattern" in error
+    assert "cost: Extra inputs are not permitted" in error
+
+
+def test_the_local_model_names_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ToolNotFoundError, match=r"weights not installed \(run scripts/local-llm\)"):
+        local_model(tmp_path)
+    manifest = {"server": "server/llama-server", "lib_dir": "server", "model": "m.gguf"}
+    (tmp_path / "model.json").write_text(json.dumps({**manifest, "alias": "q"}))
+    with pytest.raises(ToolNotFoundError, match="llama-server is missing"):
+        local_model(tmp_path)
+
+
+def test_avx512_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    assert cpu_has_avx512(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert not cpu_has_avx512(info)
+    assert not cpu_has_avx512(tmp_path / "absent")
