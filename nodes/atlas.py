@@ -238,7 +238,7 @@ async def design_goal(
 def _rejected(attempt: Attempt) -> RejectedAnswer:
     return RejectedAnswer(
         attempt=attempt.number,
-        problems=[f"{p.constraint}: {p.why}" for p in attempt.problems],
+        problems=[f"{p.constraint}: {p.why}" for p in attempt.problems][:100],
         answer=attempt.answer[:MAX_REJECTED_ECHO],
     )
 

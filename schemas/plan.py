@@ -68,8 +68,10 @@ class RejectedAnswer(Contract):
     """A planner's answer that validation refused: what was wrong, fed back on the retry."""
 
     attempt: int = Field(ge=1)
-    problems: list[str] = Field(description="Each problem as 'where: why', as the model saw it.")
-    answer: str = Field(default="", description="The answer as sent, truncated.")
+    problems: list[str] = Field(
+        max_length=100, description="Each problem as 'where: why', as the model saw it."
+    )
+    answer: str = Field(default="", max_length=20_000, description="The answer as sent, truncated.")
 
 
 class Provenance(Contract):
@@ -89,7 +91,9 @@ class Provenance(Contract):
         "json_object (the first the server accepted).",
     )
     rejected: list[RejectedAnswer] = Field(
-        default_factory=list, description="Earlier attempts validation refused, and why."
+        default_factory=list,
+        max_length=20,
+        description="Earlier attempts validation refused, and why.",
     )
 
 
