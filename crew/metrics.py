@@ -247,6 +247,8 @@ class CrewMetrics:
         self.drift_checks = Counter(
             "crew_drift_checks", doc("crew_drift_checks"), ["result"], registry=r
         )
+        for result in ("drifted", "clean"):  # both series from the start: increase() sees the first
+            self.drift_checks.labels(result=result)
         self.published_events = Counter(
             "crew_bus_published", doc("crew_bus_published"), ["bus"], registry=r
         )

@@ -79,6 +79,12 @@ async def test_every_documented_metric_shows_what_happened(
                     response = await api.post(f"/v1/runs/{run_id}/{decision}", json={})
                     assert response.status_code == 202, response.text
                 await wait_states(api, {kept: "DONE", dropped: "REJECTED"})
+                # a drift check of the applied stack (clean: nothing changed behind its back)
+                stacks = (await api.get("/v1/stacks")).json()
+                stack_id = next(s["stack_id"] for s in stacks if s["latest_run_id"] == kept)
+                checked = await api.post(f"/v1/stacks/{stack_id}/drift", timeout=600)
+                assert checked.status_code == 200, checked.text
+                assert checked.json()["drifted"] is False
                 response = await api.post(f"/v1/runs/{kept}/rollback", json={"reason": "test"})
                 assert response.status_code == 202, response.text
 
@@ -107,6 +113,7 @@ async def test_every_documented_metric_shows_what_happened(
     assert metric(after, "crew_approval_decisions_total", decision="approve") == 1
     assert metric(after, "crew_approval_decisions_total", decision="reject") == 1
     assert metric(after, "crew_rollbacks_total", trigger="requested", outcome="ok") == 1
+    assert metric(after, "crew_drift_checks_total", result="clean") == 1
     assert metric(after, "crew_runs", state="REJECTED") == 1
     assert metric(after, "crew_terraform_duration_seconds_count", command="apply") >= 1
     # a plan with changes exits 2 under -detailed-exitcode: a success, not an error

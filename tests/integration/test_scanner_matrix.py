@@ -136,7 +136,7 @@ async def test_each_workload_kind_reaches_the_gate_with_pass_under_checkov_and_t
     kind: str, services: Services, make_settings: Callable[..., Settings], trivy_bin: Path
 ) -> None:
     assert services.settings.trivy_bin is not None  # the product found trivy on PATH
-    record_, _ = await submit_goal(services, goal(kind))
+    record_, _ = await submit_goal(services, goal(kind), actor="local")
     worker = Worker(services)
     claimed = await services.runs.claim(record_.run_id, worker.worker_id, 60)
     assert claimed is not None

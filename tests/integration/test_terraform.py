@@ -23,9 +23,9 @@ from tools.workspace import PLAN_FILE, write_workspace
 
 pytestmark = pytest.mark.integration
 
-#: The example's bucket, the stack's KMS key + alias and access-log bucket (tests/fixtures/
-#: terraform/README.md).
-RESOURCES = 15
+#: The example's bucket (with its 90-day lifecycle rule), the stack's KMS key + alias and
+#: access-log bucket (tests/fixtures/terraform/README.md).
+RESOURCES = 16
 
 
 def example_plan() -> PlanSpec:
