@@ -24,12 +24,11 @@ from crew.errors import StackConflictError, ToolError
 from crew.gate.alerts import emit_alert
 from crew.stacks import find_stack, list_stacks, outcome_of, stack_status
 from memory.locks import StackLockedError
-from nodes.forge.common import describe
+from nodes.forge.common import describe, revision_dir, state_backend
 from schemas.approval import GateLogEntry
 from schemas.drift import DriftedResource, DriftReport
 from schemas.events import EventType
 from schemas.stack import RunOutcome, StackStatus
-from tools.backend import StateBackend
 from tools.terraform_output import drifted_resources
 
 logger = logging.getLogger(__name__)
@@ -68,8 +67,8 @@ async def check_drift(services: Services, stack_id: str, *, trigger: str) -> Dri
         )
     applied = next(r for r in runs if outcome_of(r) is RunOutcome.APPLIED)
     ctx = services.context
-    workspace = services.settings.workspaces_dir / applied.run_id / f"r{applied.revision}"
-    backend = ctx.state_backend or StateBackend.local(services.settings.tf_state_dir)
+    workspace = revision_dir(services.settings.workspaces_dir, applied.run_id, applied.revision)
+    backend = state_backend(ctx)
     if ctx.stack_locks is None:  # only a bare test context has none
         raise StackConflictError(stack_id, "no stack locks configured: drift check refused")
     started = ctx.clock()

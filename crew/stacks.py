@@ -15,6 +15,7 @@ from pathlib import Path
 from crew.container import Services
 from crew.errors import CrewError, StackNotFoundError
 from memory.runs import RunRecord
+from nodes.forge.common import revision_dir, state_backend
 from schemas.stack import (
     RunOutcome,
     StackDetail,
@@ -109,8 +110,8 @@ async def find_stack(services: Services, stack_id: str) -> tuple[StackKey, list[
 async def stack_detail(services: Services, stack_id: str) -> StackDetail:
     """The stack's runs, and its resources and outputs as its state holds them now."""
     key, runs = await find_stack(services, stack_id)
-    backend = services.context.state_backend or StateBackend.local(services.settings.tf_state_dir)
-    workspace = services.settings.workspaces_dir / runs[0].run_id / f"r{runs[0].revision}"
+    backend = state_backend(services.context)
+    workspace = revision_dir(services.settings.workspaces_dir, runs[0].run_id, runs[0].revision)
     resources: list[StackResource] | None = None
     outputs: dict[str, object] = {}
     state_error: str | None = None

@@ -18,8 +18,8 @@ from crew.cli.render import (
     print_blocked,
     print_json,
     print_plan,
-    print_version,
     setting_default,
+    version_option,
 )
 from crew.container import build_planner, build_reading_aids
 from crew.errors import ConfigurationError, CrewError
@@ -49,16 +49,7 @@ class PlannerChoice(StrEnum):
 
 @app.callback()
 def _root(
-    _version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=print_version("atlas"),
-            is_eager=True,
-            help="Print the installed version and exit.",
-            show_default=False,
-        ),
-    ] = False,
+    _version: Annotated[bool, version_option("atlas")] = False,
 ) -> None:
     """Atlas, the architect."""
 

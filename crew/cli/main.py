@@ -29,9 +29,9 @@ from crew.cli.render import (
     print_run,
     print_runs,
     print_stack,
-    print_version,
     setting_default,
     stacks_table,
+    version_option,
 )
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
@@ -85,16 +85,7 @@ T = TypeVar("T")
 
 @app.callback()
 def _root(
-    _version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=print_version("crew"),
-            is_eager=True,
-            help="Print the installed version and exit.",
-            show_default=False,
-        ),
-    ] = False,
+    _version: Annotated[bool, version_option("crew")] = False,
 ) -> None:
     pass
 

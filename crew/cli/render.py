@@ -61,6 +61,17 @@ def print_version(program: str) -> Callable[[bool], None]:
     return callback
 
 
+def version_option(program: str) -> Any:
+    """The eager `--version` option of a CLI app's root callback (`crew`, `atlas`)."""
+    return typer.Option(
+        "--version",
+        callback=print_version(program),
+        is_eager=True,
+        help="Print the installed version and exit.",
+        show_default=False,
+    )
+
+
 def setting_default(field: str, unset: str = "unset") -> str:
     """The `[default: ...]` of an option that falls back to a setting: the CREW_ variable
     when it is set, else the setting's own default (`unset` names what None means)."""
