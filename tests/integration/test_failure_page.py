@@ -9,6 +9,7 @@ message outbox, rendering, posting once, the gate message update) is the product
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -244,6 +245,13 @@ async def test_cancel_at_the_gate_from_slack_updates_the_message(
         async with serve_gate(settings, slack) as gate:
             run_id = await gate.submit(unique_goal())
             await gate.wait_for(run_id, "WAIT_FOR_APPROVE")
+            # The gate message goes out on the notifier's next round; a run cancelled before it
+            # is posted gets no message at all (nobody was asked), so wait for it first.
+            await wait_until(
+                lambda: asyncio.to_thread(slack.messages_for, run_id),
+                bool,
+                what="the gate message posted",
+            )
             answer = await gate.command("/cancel", f"{run_id} superseded")
             assert answer.status_code == 200, answer.text
             said = answer.json()["text"]
