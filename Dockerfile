@@ -21,6 +21,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY scripts/install.sh ./scripts/install.sh
 COPY crew ./crew
+COPY cli ./cli
 COPY schemas ./schemas
 COPY graph ./graph
 COPY nodes ./nodes

@@ -22,11 +22,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	scripts/diagrams --check
 	scripts/ensure-chromium
 	scripts/ensure-promtool --bin $(BIN)
 	scripts/local-llm --venv $(VENV) --quiet
-	$(BIN)/pytest -n 4 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +35,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

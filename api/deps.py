@@ -1,7 +1,7 @@
 """Dependencies of route handlers, as `Annotated` aliases: services and the caller's identity.
 
 Every /v1 request is authenticated by its bearer token (`CREW_API_TOKENS`, compared by hash;
-see crew/gate/access.py). Without configured tokens, which settings only allow on a loopback
+see crew/access.py). Without configured tokens, which settings only allow on a loopback
 address, every caller is the principal `local` with the approver role.
 """
 
@@ -12,9 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from crew.access import LOCAL_PRINCIPAL, Principal, Role, authenticate
 from crew.container import Services
-from crew.errors import ForbiddenError, UnauthenticatedError
-from crew.gate.access import LOCAL_PRINCIPAL, Principal, Role, authenticate
+from schemas.errors import ForbiddenError, UnauthenticatedError
 
 
 def get_services(request: Request) -> Services:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crew.errors import (
+from schemas.errors import (
     CrewError,
     DatabaseError,
     ForbiddenError,
@@ -32,7 +32,7 @@ from crew.errors import (
     StalePlanError,
     UnauthenticatedError,
 )
-from crew.inputs import InputError, Problem, problems_from_errors
+from schemas.inputs import InputError, Problem, problems_from_errors
 
 logger = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ def _marker(marks: list[tuple[str, str, float]]) -> Any:
 
 async def main(goal_files: list[Path]) -> None:
     from crew.container import open_services
-    from crew.inputs import load_goal
     from crew.service import run_detail, submit_goal
     from crew.settings import Settings
     from crew.worker import Worker
+    from schemas.inputs import load_goal
 
     settings = Settings()
     async with open_services(settings) as services:

@@ -25,8 +25,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from graph.planner import Planner
 from nodes.atlas import design_goal
-from nodes.planners import Planner
 from nodes.planners.catalog import CatalogPlanner
 from nodes.planners.llm import LlmPlanner
 from schemas.goal import GoalStatement

@@ -78,7 +78,7 @@ async def _bus(kind: str, pool: Pool, conninfo: str, prefix: str) -> Any:
     names = BusNames(prefix)
     bus: Bus
     if kind == "postgres":
-        from tools.bus.postgres import PostgresBus
+        from memory.bus import PostgresBus
 
         bus = PostgresBus(pool, conninfo, names, ack_wait_s=60)
     else:
@@ -148,7 +148,7 @@ async def bench_end_to_end(kind: str, events: int, pool: Pool, conninfo: str) ->
 
 async def bench_relay(kind: str, events: int, pool: Pool, conninfo: str) -> float:
     """Events/s from the outbox to Redis/NATS through the product's relay."""
-    from tools.bus.relay import OutboxRelay
+    from memory.relay import OutboxRelay
 
     async with pool.connection() as conn:
         await conn.execute("UPDATE crew_events SET relayed_at = now() WHERE relayed_at IS NULL")

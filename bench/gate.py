@@ -43,8 +43,8 @@ from bench._stack import (
     scratch_dir,
 )
 from bench.conductor import Row, percentile
+from crew.access import Role, new_token, token_entry
 from crew.container import open_services
-from crew.gate.access import Role, new_token, token_entry
 from crew.settings import Settings
 
 EXAMPLE_GOAL = REPO_ROOT / "examples" / "goal-object-storage.json"

@@ -162,7 +162,7 @@ def crew_run(tree: Path, env: dict[str, str], goal: Path) -> dict[str, float]:
         [
             sys.executable,
             "-c",
-            "from crew.cli.main import main; main()",
+            "from cli.main import main; main()",
             "run",
             "--json",
             str(goal),

@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from crew.inputs import InputError, Problem
 from memory.audit import AuditCursor, filter_fingerprint
 from memory.audit_reports import REPORT_FILTERS
 from schemas.audit_query import AUDIT_EVENTS, AuditFilter, AuditOrder, ReportName
 from schemas.events import EventType
+from schemas.inputs import InputError, Problem
 from schemas.states import ConductorState
 
 #: Most rows one page (or one report) returns; larger exports follow the cursor.

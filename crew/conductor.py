@@ -26,12 +26,12 @@ from typing import Literal
 
 from crew import __version__
 from crew.container import Services
-from crew.errors import BusError
 from crew.metrics import ClusterSnapshot
 from memory import dispatch, workers
 from memory.events import count_unrelayed, prune_events
-from schemas.events import Heartbeat
-from tools.bus.relay import OutboxRelay
+from memory.relay import OutboxRelay
+from schemas.errors import BusError
+from schemas.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 

@@ -32,13 +32,14 @@ import schemas.states
 import schemas.timing
 import schemas.validation
 from catalog.reading import ReadingAids
-from crew.errors import ConfigurationError
 from crew.metrics import CrewMetrics, LlmPrices
 from crew.plan_memory import open_plan_memory
 from crew.settings import Settings
-from graph.context import ApplyLedger, CrewContext
+from graph.context import ApplyLedger, CrewContext, NodeConfig
 from graph.graph import build_graph
+from graph.planner import Planner
 from graph.state import RunState, project_run
+from memory.bus import PostgresBus
 from memory.checkpointer import AuditingPostgresSaver
 from memory.db import Pool, open_pool, redact
 from memory.drift import DriftStore
@@ -50,13 +51,12 @@ from memory.migrate import migrate
 from memory.runs import RunStore
 from memory.slack import SlackMessageStore
 from memory.stacks import StackStore
-from nodes.planners import Planner
 from nodes.planners.catalog import CatalogPlanner
+from schemas.errors import ConfigurationError
 from sentinel.engine import Sentinel, SentinelTools
 from sentinel.policy import load_policy
 from tools.backend import StateBackend
 from tools.bus import Bus, BusKind, BusNames, BusObserver, EventPublisher
-from tools.bus.postgres import PostgresBus
 from tools.checkov import CheckovScanner
 from tools.infracost import InfracostRunner
 from tools.opa import ConftestRunner
@@ -313,6 +313,16 @@ def build_slack_client(settings: Settings) -> SlackClient | None:
     return SlackClient(settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
 
 
+def node_config(settings: Settings) -> NodeConfig:
+    """The four settings nodes read (graph/context.py), from the service's settings."""
+    return NodeConfig(
+        workspaces_dir=settings.workspaces_dir,
+        tf_state_dir=settings.tf_state_dir,
+        stack_lock_wait_s=settings.stack_lock_wait_s,
+        mermaid_cli=settings.mermaid_cli,
+    )
+
+
 def build_local_context(
     settings: Settings, environ: Mapping[str, str], *, ledger: ApplyLedger, role: str
 ) -> CrewContext:
@@ -322,7 +332,7 @@ def build_local_context(
     env = dict(environ)
     aids = build_reading_aids(settings)
     return CrewContext(
-        settings=settings,
+        config=node_config(settings),
         terraform=build_terraform_runner(settings, env),
         ledger=ledger,
         worker_id=new_worker_id(role),
@@ -375,7 +385,7 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
             environ: dict[str, Any] = dict(os.environ)
             aids = build_reading_aids(settings)
             context = CrewContext(
-                settings=settings,
+                config=node_config(settings),
                 terraform=build_terraform_runner(settings, environ, metrics),
                 ledger=runs,
                 worker_id=worker_id,

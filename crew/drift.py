@@ -20,13 +20,13 @@ import logging
 from datetime import timedelta
 
 from crew.container import Services
-from crew.errors import StackConflictError, ToolError
 from crew.gate.alerts import emit_alert
 from crew.stacks import find_stack, list_stacks, outcome_of, stack_status
 from memory.locks import StackLockedError
 from nodes.forge.common import describe, revision_dir, state_backend
 from schemas.approval import GateLogEntry
 from schemas.drift import DriftedResource, DriftReport
+from schemas.errors import StackConflictError, ToolError
 from schemas.events import EventType
 from schemas.stack import RunOutcome, StackStatus
 from tools.terraform_output import drifted_resources

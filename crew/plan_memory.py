@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from crew.errors import ConfigurationError
 from crew.settings import Settings
 from memory.db import Pool
 from memory.plans import NoPlanMemory, PlanMemory, PostgresPlanMemory
+from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:  # numpy and onnxruntime load only when the vector memory is used
     from tools.embeddings import Embedder

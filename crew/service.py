@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crew.container import Services
-from crew.errors import RunConflictError
 from graph.state import transition
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, Channel, Decision
+from schemas.errors import RunConflictError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.run import RunArtifacts, RunDetail

@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from crew.gate.access import ApiToken, check_approver_entry, check_unique, parse_token_entry
+from crew.access import ApiToken, check_approver_entry, check_unique, parse_token_entry
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (

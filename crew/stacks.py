@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from crew.container import Services
-from crew.errors import CrewError, StackNotFoundError
 from memory.runs import RunRecord
 from nodes.forge.common import revision_dir, state_backend
+from schemas.errors import CrewError, StackNotFoundError
 from schemas.stack import (
     RunOutcome,
     StackDetail,

@@ -26,7 +26,6 @@ from langgraph.types import Command
 from crew.conductor import Conductor, Role
 from crew.container import Services
 from crew.drift import drift_loop
-from crew.errors import BusError
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
@@ -34,6 +33,7 @@ from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
+from schemas.errors import BusError
 from schemas.events import EventType
 from schemas.states import ConductorState
 from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
@@ -244,9 +244,8 @@ class Worker:
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
         if self.settings.drift_interval_s > 0:
             helpers.append(asyncio.create_task(drift_loop(self.services, stop)))
-        sentinel = self.services.context.sentinel
-        if sentinel is not None:  # checkov imported before the first run needs it
-            helpers.append(asyncio.create_task(sentinel.tools.checkov.warm_up()))
+        # checkov imported before the first run needs it
+        helpers.append(asyncio.create_task(self.services.context.sentinel.tools.checkov.warm_up()))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection, AsyncTransaction
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crew.errors import DatabaseError
+from schemas.errors import DatabaseError
 from tools.bus import BusObserver
 
 logger = logging.getLogger(__name__)

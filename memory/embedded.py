@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from crew.errors import DatabaseError
+from schemas.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
-from crew.errors import CrewError, DatabaseError
+from schemas.errors import CrewError, DatabaseError
 
 #: How often a waiting lock asks again.
 _POLL_S = 0.5

@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 import psycopg
 from pydantic import ValidationError
 
-from crew.errors import DatabaseError
 from memory.db import Pool
+from schemas.errors import DatabaseError
 from schemas.goal import GoalStatement
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState

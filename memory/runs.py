@@ -18,12 +18,12 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from crew.errors import RunConflictError, RunNotFoundError
 from memory.db import Pool
 from memory.dispatch import dispatch, dispatch_if_needed
 from memory.events import event_from_audit, insert_events
 from schemas.approval import ApprovalDecision
 from schemas.audit import AuditRecord
+from schemas.errors import RunConflictError, RunNotFoundError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.run import RunSummary

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from memory.db import Pool
 from memory.events import insert_events
-from schemas.events import EventType, Heartbeat, OpsEvent
+from schemas.events import EventType, OpsEvent
+from schemas.heartbeat import Heartbeat
 
 #: Missed beats after which a worker is declared dead.
 MISSED_BEATS = 3

@@ -47,13 +47,13 @@ from catalog.validate import (
     validate_components,
     validate_plan,
 )
-from crew.errors import EmbeddingError, ToolError, ToolNotFoundError
 from graph.context import CrewContext
+from graph.planner import Attempt, Planner, Proposal
 from graph.state import RunState, transition
 from memory.plans import GoalMemory, NoPlanMemory, PlanMemory, Recalled, RunbookMemory
-from nodes.planners import Attempt, Planner, Proposal
 from nodes.planners.catalog import propose_from_catalog
 from nodes.timing import StepTimer
+from schemas.errors import EmbeddingError, ToolError, ToolNotFoundError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.plan import (

@@ -16,10 +16,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from crew.errors import ToolError
 from graph.context import CrewContext
 from graph.state import RunState, transition
 from nodes.timing import StepTimer
+from schemas.errors import ToolError
 from schemas.events import EventType
 from schemas.states import ConductorState
 from schemas.validation import Verdict
@@ -48,10 +48,6 @@ async def validate(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     assert plan is not None
     assert build is not None
     sentinel = ctx.sentinel
-    if sentinel is None:  # a context built without one (older tests): the standard wiring
-        from crew.container import build_sentinel
-
-        sentinel = build_sentinel(ctx.settings)
     workspace = Path(build.workspace)
     plan_path = workspace / PLAN_JSON
     subject = Subject(

@@ -1,15 +1,17 @@
-"""OpsEvent and Heartbeat: what the crew tells the bus and the audit log."""
+"""OpsEvent: what the crew tells the bus and the audit log (its payload is one of
+`schemas.payloads`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 from uuid import uuid4
 
 from pydantic import Field, model_validator
 
 from schemas.base import Artifact
+from schemas.payloads import PAYLOADS
 
 
 class EventType(StrEnum):
@@ -46,19 +48,6 @@ class EventType(StrEnum):
     RUN_READY = "run.ready"
 
 
-class Heartbeat(Artifact):
-    artifact_name = "Heartbeat"
-
-    worker_id: str
-    role: Literal["api", "worker", "serve"]
-    host: str
-    pid: int
-    started_at: datetime
-    at: datetime
-    runs_in_flight: int = Field(default=0, ge=0)
-    version: str
-
-
 class OpsEvent(Artifact):
     """One event; `payload` is the JSON of the artifact named by `payload_type`."""
 
@@ -75,12 +64,10 @@ class OpsEvent(Artifact):
 
     @model_validator(mode="after")
     def _payload_matches_type(self) -> OpsEvent:
-        from schemas.registry import ARTIFACTS
-
         if (self.payload is None) != (self.payload_type is None):
             raise ValueError("payload and payload_type go together")
         if self.payload_type is not None:
-            model = ARTIFACTS.get(self.payload_type)
+            model = PAYLOADS.get(self.payload_type)
             if model is None:
                 raise ValueError(f"unknown payload_type '{self.payload_type}'")
             model.model_validate(self.payload)

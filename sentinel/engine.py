@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crew.errors import CrewError
+from schemas.errors import CrewError
 from schemas.plan import PlanSpec
 from schemas.validation import (
     BudgetBrake,

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from crew.inputs import InputError, Problem
+from schemas.inputs import InputError, Problem
 
 _REF = re.compile(r"\b((?:aws|null|terraform)_[a-z0-9_]+\.[A-Za-z0-9_-]+)")
 _MAPS = frozenset({"tags", "tags_all"})

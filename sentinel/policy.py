@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crew.inputs import InputError, Problem, problems_from
+from schemas.inputs import InputError, Problem, problems_from
 from schemas.regions import AWS_REGIONS
 from schemas.validation import Severity
 from tools.render.waivers import ACCEPTED_RISKS, risks_by_name

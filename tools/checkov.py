@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from tools.process import run_process
 from tools.scan import CheckFailure, ScanReport
 from tools.trivy import read_output

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 
 #: The eight bytes every PNG starts with.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

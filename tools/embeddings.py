@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
-from crew.errors import ConfigurationError, EmbeddingError
+from schemas.errors import ConfigurationError, EmbeddingError
 
 if TYPE_CHECKING:  # numpy, onnxruntime and openai load when an embedder first runs
     import numpy as np

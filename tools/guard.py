@@ -20,7 +20,7 @@ from typing import Any
 from hcl2.api import loads as parse_hcl
 from lark.exceptions import LarkError
 
-from crew.errors import CrewError
+from schemas.errors import CrewError
 from tools.render.allowlist import (
     BACKENDS,
     DATA_SOURCE_TYPES,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from tools.process import run_process
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from crew.errors import ToolError, ToolNotFoundError
+from schemas.errors import ToolError, ToolNotFoundError
 
 #: The defaults the tests and the README use: 2 threads, a 4k context, one slot.
 THREADS = 2

@@ -17,7 +17,7 @@ converters can take (llama.cpp refused pydantic's schema of DesignProposal outri
   around it) is parsed by one function, `parse_reply`; a reply that does not parse is data
   (the planner explains it to the model), not an exception.
 
-Errors from the openai client are translated here, in one place, into crew/errors.py:
+Errors from the openai client are translated here, in one place, into schemas/errors.py:
 an unreachable endpoint, a timeout, 429 or 5xx -> LlmError / LlmTimeoutError (transient:
 the worker retries the run); a bad key or unknown model -> ConfigurationError (the operator
 must act; the worker also retries, so runs resume once the settings are fixed, until
@@ -40,7 +40,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from crew.errors import ConfigurationError, LlmError, LlmTimeoutError
+from schemas.errors import ConfigurationError, LlmError, LlmTimeoutError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from tools.process import run_process
 
 RENDER_TIMEOUT_S = 60.0

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from schemas.validation import Severity
 from tools.process import run_process
 from tools.scan import CheckFailure, ScanReport

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from crew.errors import ToolNotFoundError, ToolTimeoutError
+from schemas.errors import ToolNotFoundError, ToolTimeoutError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `slack_sdk`'s `WebClient` does the HTTP (with its own retry handlers for connection errors,
 rate limits and 5xx); its calls block, so they run in a worker thread with a timeout and
-never on the event loop. Every failure comes out as `crew.errors.SlackError`, whose
+never on the event loop. Every failure comes out as `schemas.errors.SlackError`, whose
 `retryable` tells the notifier whether to back off and try again or to keep the error for a
 human (an invalid token will not fix itself). `base_url` is settable so tests point the real
 client at a local server.
@@ -26,7 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from crew.errors import SlackError
+from schemas.errors import SlackError
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from crew.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from schemas.build import Diagnostic, DiagnosticSeverity
+from schemas.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from tools.guard import check_workspace
 from tools.process import ProcessResult, processes_in, run_process, running_in
 from tools.terraform_output import (

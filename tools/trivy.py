@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from tools.process import run_process
 from tools.scan import CheckFailure, ScanReport, severity_from_text
 

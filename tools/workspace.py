@@ -15,6 +15,9 @@ from typing import Any
 from schemas.plan import PlanSpec
 from tools.render import FILES, RESOURCE_TYPES, Backend, RenderError, render_workspace_files
 
+#: Kept state documents of a revision (pre-apply, post-failure): what rollback restores from.
+SNAPSHOT_DIR = "snapshots"
+
 PLAN_FILE = "crew.tfplan"
 PLAN_JSON = "plan.json"
 
@@ -81,3 +84,22 @@ __all__ = [
     "save_plan_json",
     "write_workspace",
 ]
+
+
+def save_snapshot(workspace: Path, name: str, state: dict[str, Any]) -> Path:
+    """Keep a state document in the workspace (written atomically: a crash leaves the old)."""
+    directory = workspace / SNAPSHOT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def load_snapshot(workspace: Path, name: str) -> dict[str, Any] | None:
+    path = workspace / SNAPSHOT_DIR / name
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc

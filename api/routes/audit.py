@@ -22,7 +22,6 @@ from crew.audit import (
     parse_query,
     unknown_parameters,
 )
-from crew.inputs import InputError
 from memory.audit import AuditLog
 from memory.audit_reports import report_rows
 from schemas.audit_query import (
@@ -36,6 +35,7 @@ from schemas.audit_query import (
     RunCost,
     StateStats,
 )
+from schemas.inputs import InputError
 from schemas.states import ConductorState
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

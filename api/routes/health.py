@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
-from crew.errors import CrewError
+from schemas.errors import CrewError
 from tools.llm_probe import probe_endpoint
 
 router = APIRouter(tags=["health"])

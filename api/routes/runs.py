@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import ErrorBody
-from crew.gate.access import Principal
+from crew.access import Principal
 from crew.gate.actions import Identity, act
 from crew.service import run_detail
 from schemas.approval import Channel, Decision

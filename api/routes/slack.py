@@ -40,13 +40,6 @@ from fastapi.responses import JSONResponse
 from api.deps import ServicesDep
 from api.errors import ErrorBody
 from crew.container import Services
-from crew.errors import (
-    CrewError,
-    GateRefusedError,
-    RunConflictError,
-    RunNotFoundError,
-    StalePlanError,
-)
 from crew.gate.actions import Identity, act
 from crew.gate.slack_message import diagram_signature_ok
 from crew.gate.slack_webhook import (
@@ -63,6 +56,13 @@ from crew.gate.slack_webhook import (
 )
 from crew.service import run_detail
 from schemas.approval import Channel, Decision
+from schemas.errors import (
+    CrewError,
+    GateRefusedError,
+    RunConflictError,
+    RunNotFoundError,
+    StalePlanError,
+)
 from tools.diagram_png import DiagramPng, DiagramRenderError, svg_to_png
 from tools.slack import respond
 

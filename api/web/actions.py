@@ -22,18 +22,18 @@ from api.web.goal_form import CHOICES, STORE_FIELDS, TEXT_FIELDS, GoalForm, pars
 from api.web.pages import run_context
 from api.web.render import ConsoleRoute, error_page, page, redirect
 from api.web.session import safe_next
-from crew.errors import (
+from crew.access import authenticate
+from crew.gate.actions import Identity, act
+from crew.service import submit_goal
+from schemas.approval import Channel, Decision
+from schemas.errors import (
     ForbiddenError,
     GateRefusedError,
     RunConflictError,
     RunNotFoundError,
     StalePlanError,
 )
-from crew.gate.access import authenticate
-from crew.gate.actions import Identity, act
-from crew.inputs import InputError, Problem, problems_from_errors
-from crew.service import submit_goal
-from schemas.approval import Channel, Decision
+from schemas.inputs import InputError, Problem, problems_from_errors
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from api.web.session import (
     csrf_matches,
     principal_of,
 )
-from crew.gate.access import LOCAL_PRINCIPAL, Principal, Role, refusal_reason
+from crew.access import LOCAL_PRINCIPAL, Principal, Role, refusal_reason
 from schemas.approval import Channel
 
 #: Set by the console's script on its background requests (live refresh): those get a 401

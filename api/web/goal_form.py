@@ -3,7 +3,7 @@
 Field names are the GoalStatement paths (`budget.monthly_usd`, `workload.data_stores.0.kind`),
 so every problem pydantic reports lands next to the field it is about. The form builds the
 same JSON object a REST client would send and validates it with the same model and the same
-messages (crew/inputs.py); the "paste JSON" alternative goes through `parse_goal`, exactly the
+messages (schemas/inputs.py); the "paste JSON" alternative goes through `parse_goal`, exactly the
 path of `crew run GOAL.json`. Empty fields are left out, never sent as empty strings, so an
 optional field left blank means "not given".
 """
@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crew.inputs import InputError, Problem, parse_goal, problems_from
 from schemas.goal import (
     Availability,
     Compliance,
@@ -26,6 +25,7 @@ from schemas.goal import (
     GoalStatement,
     WorkloadKind,
 )
+from schemas.inputs import InputError, Problem, parse_goal, problems_from
 from schemas.regions import AWS_REGIONS
 
 #: Data store rows the form offers (the contract allows up to 20; JSON mode takes more).

@@ -24,11 +24,11 @@ from api.web.render import ConsoleRoute, error_page, page
 from api.web.views import NOTICES, run_page_context, run_row
 from crew.audit import AUDIT_COLUMNS, MAX_LIMIT, FilterText, csv_chunks, json_chunks, parse_query
 from crew.container import Services
-from crew.inputs import InputError, Problem
 from crew.service import run_detail
 from crew.stacks import list_stacks, stack_detail
 from memory.audit import AuditLog
 from schemas.audit_query import AUDIT_EVENTS, AuditOrder
+from schemas.inputs import InputError, Problem
 from schemas.stack import StackStatus
 from schemas.states import ConductorState
 

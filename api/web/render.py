@@ -25,7 +25,7 @@ from api.web.deps import CsrfRefused, LoginRequired, Visitor
 from api.web.goal_form import field_id
 from api.web.session import COOKIE_NAME, SessionSigner, safe_next, secure_cookie
 from api.web.views import FILTERS
-from crew.errors import (
+from schemas.errors import (
     CrewError,
     DatabaseError,
     ForbiddenError,
@@ -35,7 +35,7 @@ from crew.errors import (
     StackNotFoundError,
     StalePlanError,
 )
-from crew.inputs import InputError, problems_from_errors
+from schemas.inputs import InputError, problems_from_errors
 
 logger = logging.getLogger(__name__)
 

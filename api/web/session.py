@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crew.gate.access import ApiToken, Principal
+from crew.access import ApiToken, Principal
 
 COOKIE_NAME = "crew_session"
 CSRF_FIELD = "csrf_token"

@@ -1,7 +1,7 @@
 """Deciding at the gate: the one path REST, Slack and the CLI take to approve, reject, roll back
 or cancel.
 
-`act` checks who is asking (`crew.gate.access.refusal_reason`; a refusal is logged with who,
+`act` checks who is asking (`crew.access.refusal_reason`; a refusal is logged with who,
 what and why), refuses an approval of a plan that went stale, and then records the decision
 once (`crew.service.decide`: a second decision of any channel is a conflict naming the first)
 or starts a rollback (`crew.service.request_rollback`, Forge's path). The worker holding the
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crew.access import Role, refusal_reason
 from crew.container import Services
-from crew.errors import GateRefusedError, StalePlanError
-from crew.gate.access import Role, refusal_reason
 from crew.gate.alerts import emit_alert
 from crew.lifecycle import cancel_run
 from crew.service import decide, request_rollback
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, ApprovalRequest, Channel, Decision, GateLogEntry
+from schemas.errors import GateRefusedError, StalePlanError
 from schemas.events import EventType
 from schemas.states import ConductorState
 from tools.workspace import file_digest

@@ -17,11 +17,11 @@ import contextlib
 import logging
 
 from crew.container import Services
-from crew.errors import CrewError, SlackError
 from crew.gate.failure_page import render_page
 from crew.gate.slack_message import diagram_url, render_message
 from crew.service import run_detail
 from memory.slack import DueMessage
+from schemas.errors import CrewError, SlackError
 from schemas.states import ConductorState
 from tools.slack import SlackClient
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from crew.container import Services
-from crew.errors import RunConflictError
 from crew.gate.alerts import emit_alert
 from crew.metrics import RollbackTrigger, rollback_trigger
 from crew.service import decide
@@ -33,6 +32,7 @@ from memory.gate import RollbackToMeasure, RunningRollback, SlaMeasure
 from nodes.forge.common import ROLLBACK_BEGIN_SLA_S, ROLLBACK_FINISH_SLA_S
 from schemas.apply import ApplyResult
 from schemas.approval import Channel, Decision, GateLogEntry
+from schemas.errors import RunConflictError
 from schemas.events import EventType
 
 logger = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from crew.errors import ConfigurationError, DatabaseError
 from memory.db import Pool
 from memory.migrate import Migration, apply_migrations
+from schemas.errors import ConfigurationError, DatabaseError
 
 ItemType = Literal["plan", "goal", "runbook"]
 ITEM_TYPES: dict[str, ItemType] = {"plan": "plan", "goal": "goal", "runbook": "runbook"}

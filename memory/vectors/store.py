@@ -24,7 +24,6 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crew.errors import DatabaseError
 from memory.db import Pool
 from memory.vectors.items import (
     FinishedRun,
@@ -34,6 +33,7 @@ from memory.vectors.items import (
     SpaceStats,
 )
 from memory.vectors.schema import EmbeddingSpace, VectorSupport
+from schemas.errors import DatabaseError
 from schemas.states import TERMINAL_STATES
 
 logger = logging.getLogger(__name__)

@@ -15,24 +15,22 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from crew.errors import CrewError
 from graph.context import CrewContext
 from graph.state import RunState, transition
 from nodes.forge.common import (
     ACTOR,
     PRE_APPLY_SNAPSHOT,
-    SNAPSHOT_DIR,
     describe,
-    save_snapshot,
     stack_lock,
 )
 from nodes.progress import progress_reporter
 from schemas.apply import ApplyResult, Operation, ResourceCounts
+from schemas.errors import CrewError
 from schemas.events import EventType
 from schemas.states import ConductorState
 from tools.stack import StackKey
 from tools.terraform import ApplyOutcome
-from tools.workspace import file_digest
+from tools.workspace import SNAPSHOT_DIR, file_digest, save_snapshot
 
 INTERRUPTED = (
     "an earlier apply of this run was interrupted (worker stopped); it is never run twice, so "

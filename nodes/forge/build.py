@@ -18,7 +18,6 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
 from catalog import UnknownComponentTypeError
-from crew.errors import CrewError
 from graph.context import CrewContext
 from graph.state import RunState, transition
 from nodes.atlas import with_svg
@@ -26,6 +25,7 @@ from nodes.forge.common import ACTOR, describe, error, revision_dir, stack_lock,
 from nodes.progress import progress_reporter
 from nodes.timing import StepTimer
 from schemas.build import BuildStatus, Diagnostic, PlanChangeSummary, ResourceChange
+from schemas.errors import CrewError
 from schemas.events import EventType
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState
@@ -151,13 +151,13 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     run_id = state["run_id"]
     report = progress_reporter("build", run_id)
     attempts = state.get("attempts", {}).get("build", 0) + 1
-    workspace = revision_dir(ctx.settings.workspaces_dir, run_id, state.get("revision", 1))
+    workspace = revision_dir(ctx.config.workspaces_dir, run_id, state.get("revision", 1))
     timer = StepTimer("build", ctx.clock)
     sentinel = ctx.sentinel
     # The diagram is drawn while terraform works (only when a Mermaid CLI is configured).
     diagram = (
-        asyncio.create_task(_rendered_diagram(plan, ctx.settings.mermaid_cli, timer))
-        if ctx.settings.mermaid_cli is not None and plan.diagram_svg is None
+        asyncio.create_task(_rendered_diagram(plan, ctx.config.mermaid_cli, timer))
+        if ctx.config.mermaid_cli is not None and plan.diagram_svg is None
         else None
     )
     try:

@@ -14,13 +14,10 @@ kept files of revision N-1 against that state.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from graph.context import CrewContext
 from schemas.build import Diagnostic, DiagnosticSeverity
@@ -31,11 +28,8 @@ ACTOR = "forge"
 #: DESIGN.md: a failed apply's rollback begins within 5 minutes and finishes within 15.
 ROLLBACK_BEGIN_SLA_S = 300.0
 ROLLBACK_FINISH_SLA_S = 900.0
-SNAPSHOT_DIR = "snapshots"
 PRE_APPLY_SNAPSHOT = "pre-apply.tfstate"
 POST_FAILURE_SNAPSHOT = "post-failure.tfstate"
-
-_local_locks: dict[str, asyncio.Lock] = {}
 
 
 def error(summary: str, detail: str = "") -> Diagnostic:
@@ -52,7 +46,7 @@ def revision_dir(workspaces: Path, run_id: str, revision: int) -> Path:
 
 
 def state_backend(ctx: CrewContext) -> StateBackend:
-    return ctx.state_backend or StateBackend.local(ctx.settings.tf_state_dir)
+    return ctx.state_backend or StateBackend.local(ctx.config.tf_state_dir)
 
 
 @contextlib.asynccontextmanager
@@ -61,38 +55,14 @@ async def stack_lock(
 ) -> AsyncIterator[None]:
     """Hold the stack for one plan, apply or rollback (waits, then raises StackLockedError:
     the worker backs off and the node runs again later, with nothing applied)."""
-    if ctx.stack_locks is None:
-        lock = _local_locks.setdefault(stack.id, asyncio.Lock())
-        async with lock:
-            yield
-        return
     async with ctx.stack_locks.hold(
         stack.id,
         run_id=run_id,
         worker_id=ctx.worker_id,
         operation=operation,
-        wait_s=ctx.settings.stack_lock_wait_s,
+        wait_s=ctx.config.stack_lock_wait_s,
     ):
         yield
-
-
-def save_snapshot(workspace: Path, name: str, state: dict[str, Any]) -> Path:
-    """Keep a state document in the workspace (written atomically: a crash leaves the old)."""
-    directory = workspace / SNAPSHOT_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(path)
-    return path
-
-
-def load_snapshot(workspace: Path, name: str) -> dict[str, Any] | None:
-    path = workspace / SNAPSHOT_DIR / name
-    if not path.is_file():
-        return None
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return doc
 
 
 def seconds(start: datetime, end: datetime) -> float:

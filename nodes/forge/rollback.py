@@ -25,7 +25,6 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from crew.errors import CrewError
 from graph.context import CrewContext
 from graph.state import RunState, transition
 from nodes.forge.common import (
@@ -35,9 +34,7 @@ from nodes.forge.common import (
     ROLLBACK_BEGIN_SLA_S,
     ROLLBACK_FINISH_SLA_S,
     describe,
-    load_snapshot,
     revision_dir,
-    save_snapshot,
     seconds,
     stack_lock,
     state_backend,
@@ -45,11 +42,13 @@ from nodes.forge.common import (
 from nodes.progress import progress_reporter
 from schemas.apply import ApplyResult, Operation, ResourceCounts
 from schemas.build import Diagnostic
+from schemas.errors import CrewError
 from schemas.events import EventType
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState
 from tools.stack import StackKey
 from tools.terraform import Progress, managed_addresses
+from tools.workspace import load_snapshot, save_snapshot
 
 ROLLBACK_PLAN = "rollback.tfplan"
 
@@ -79,7 +78,7 @@ async def restore_previous_state(
     post = await terraform.state_pull(workspace)
     save_snapshot(workspace, POST_FAILURE_SNAPSHOT, post)
     before, now = managed_addresses(pre), managed_addresses(post)
-    previous = revision_dir(ctx.settings.workspaces_dir, workspace.parent.name, plan.revision - 1)
+    previous = revision_dir(ctx.config.workspaces_dir, workspace.parent.name, plan.revision - 1)
     if plan.revision > 1 and (previous / "main.tf").is_file():
         restore = await _reapply(ctx, plan, previous, progress)
         if not restore.ok:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from catalog.planner import design_for
 from catalog.reading import Reading, ReadingAids, read_goal
+from graph.planner import Attempt, Proposal
 from memory.plans import Recalled
-from nodes.planners import Attempt, Proposal
 from schemas.goal import GoalStatement
 
 

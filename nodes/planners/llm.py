@@ -24,8 +24,8 @@ from typing import Any
 from catalog import CATALOG
 from catalog.design import DesignProposal
 from catalog.planner import design_for
+from graph.planner import Attempt, Proposal
 from memory.plans import Recalled
-from nodes.planners import Attempt, Proposal
 from nodes.prompts import design_prompt, feedback_prompt
 from schemas.goal import GoalStatement
 from tools.llm import LlmClient, wire_schema

@@ -108,7 +108,7 @@ async def open_bus(
     async with migrated_pool(database_url) as pool:
         bus: Bus
         if kind == "postgres":
-            from tools.bus.postgres import PostgresBus
+            from memory.bus import PostgresBus
 
             bus = PostgresBus(pool, database_url, names, ack_wait_s=opts["ack_wait_s"])
             server = ""

@@ -29,8 +29,8 @@ import pytest
 from psycopg import sql
 
 from api.app import create_app
+from crew.access import Role, new_token, token_entry
 from crew.audit import AUDIT_COLUMNS, FilterText, csv_chunks, json_chunks, parse_query
-from crew.gate.access import Role, new_token, token_entry
 from crew.settings import Settings
 from memory.audit import AuditLog
 from memory.audit_reports import report_rows

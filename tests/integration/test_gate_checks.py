@@ -24,9 +24,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from api.routes import slack as slack_routes
+from crew.access import Role
 from crew.container import Services, open_services
-from crew.errors import StalePlanError
-from crew.gate.access import Role
 from crew.gate.actions import Identity, act
 from crew.gate.timers import check_rollback_slas
 from crew.service import submit_goal
@@ -35,6 +34,7 @@ from crew.worker import Worker
 from memory.runs import RunRecord
 from schemas.apply import ApplyResult, Operation
 from schemas.approval import ApprovalDecision, Channel, Decision
+from schemas.errors import StalePlanError
 from schemas.states import ConductorState
 from tests.integration._support import wait_until
 from tests.slack_support import SIGNING_SECRET, FakeSlack, command_body, sign

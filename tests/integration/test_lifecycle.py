@@ -157,7 +157,7 @@ async def test_cancel_stops_the_worker_waiting_on_a_hung_llm(
             assert audit[-1].artifact_type == "ApprovalDecision"
             # nothing to drive any more, and a second cancel names the first
             assert await services.runs.claim(record.run_id, worker.worker_id, 5) is None
-            from crew.errors import RunConflictError
+            from schemas.errors import RunConflictError
 
             with pytest.raises(RunConflictError, match="already cancelled by ops via cli"):
                 await cancel_run(

@@ -18,14 +18,14 @@ from pydantic import SecretStr
 from rich.console import Console
 from typer.testing import CliRunner
 
-import crew.cli.atlas
-import crew.cli.render
+import cli.atlas
+import cli.render
 from catalog import CATALOG
 from catalog.planner import design_for
-from crew.cli.atlas import app
-from crew.errors import ConfigurationError, LlmError, LlmTimeoutError
+from cli.atlas import app
 from nodes.atlas import design_goal
 from nodes.planners.llm import LlmPlanner
+from schemas.errors import ConfigurationError, LlmError, LlmTimeoutError
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from tests.fake_openai import CutOff, HttpError, Stall, Text, ToolCall, fake_openai
@@ -369,8 +369,8 @@ def test_atlas_plan_shows_the_rejected_answer_and_why(
     llm_env: None, goal: GoalStatement, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     screen = Console(force_terminal=True, record=True, width=200)
-    monkeypatch.setattr(crew.cli.atlas, "out", screen)
-    monkeypatch.setattr(crew.cli.render, "out", screen)
+    monkeypatch.setattr(cli.atlas, "out", screen)
+    monkeypatch.setattr(cli.render, "out", screen)
     good = good_design(goal)
     with fake_openai(ToolCall(with_db(good, multi_az=False), 900, 200), ToolCall(good)) as llm:
         monkeypatch.setenv("CREW_LLM_BASE_URL", llm.base_url)

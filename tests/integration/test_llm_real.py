@@ -20,10 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from catalog import CATALOG
 from catalog.validate import validate_plan
-from crew.errors import ToolNotFoundError
 from crew.metrics import CrewMetrics, LlmPrices
 from nodes.atlas import design_goal
 from nodes.planners.llm import LlmPlanner
+from schemas.errors import ToolNotFoundError
 from schemas.plan import DesignBlocked, PlanSpec
 from tests.unit.support import make_goal
 from tools.llama_server import LocalModel, local_model, running_server

@@ -21,6 +21,7 @@ from crew.container import Services, open_services
 from crew.metrics import CrewMetrics, LlmPrices
 from crew.settings import Settings
 from graph.state import initial_state
+from memory.bus import PostgresBus
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.db import Pool, open_pool
 from memory.events import OutboxPublisher, insert_events
@@ -32,7 +33,6 @@ from schemas.goal import GoalStatement
 from schemas.states import ConductorState
 from tests.conftest import example_goal
 from tools.bus import BusNames
-from tools.bus.postgres import PostgresBus
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from crew.container import build_terraform_runner
-from crew.errors import ToolNotFoundError, ToolTimeoutError
 from crew.settings import Settings
 from schemas.build import DiagnosticSeverity
+from schemas.errors import ToolNotFoundError, ToolTimeoutError
 from schemas.plan import PlanSpec
 from tests.integration._support import bucket_names
 from tests.unit.support import ARTIFACT_EXAMPLES

@@ -26,9 +26,8 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from crew.cli.main import app
+from cli.main import app
 from crew.container import open_services
-from crew.errors import ConfigurationError
 from crew.service import submit_goal
 from crew.settings import Settings
 from crew.worker import Worker
@@ -39,6 +38,7 @@ from memory.plans import PostgresPlanMemory
 from memory.vector_memory import VectorPlanMemory, goal_text
 from memory.vectors import EmbeddingSpace, MemoryFilter, VectorStore, enable_vectors
 from nodes.atlas import design_goal
+from schemas.errors import ConfigurationError
 from schemas.goal import GoalStatement
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState

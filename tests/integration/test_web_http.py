@@ -17,9 +17,9 @@ from markupsafe import escape
 from pydantic import ValidationError
 
 from api.app import create_app
-from crew.inputs import problems_from
 from crew.settings import Settings
 from schemas.goal import GoalStatement
+from schemas.inputs import problems_from
 from tests.conftest import example_goal
 from tests.integration._support import serve_app
 
@@ -154,7 +154,7 @@ async def test_goal_form_validates_like_the_api(console: httpx.AsyncClient) -> N
     response = await console.post("/goals/new", data=bad)
     assert response.status_code == 422
     text = response.text
-    # The same messages as POST /v1/goals (crew.inputs), next to the fields they are about.
+    # The same messages as POST /v1/goals (schemas.inputs), next to the fields they are about.
     data = {"schema_version": "0.1", "cloud": "aws", "description": "A bucket"}
     data |= {"region": "eu-west-9", "budget": {"monthly_usd": "0"}}
     with pytest.raises(ValidationError) as caught:

@@ -17,8 +17,8 @@ from crew.conductor import Conductor
 from crew.container import Services, open_services
 from crew.settings import Settings
 from memory import workers
-from schemas.events import Heartbeat
 from schemas.goal import GoalStatement
+from schemas.heartbeat import Heartbeat
 from tests.conftest import example_goal
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from crew.inputs import load_goal
 from schemas.goal import GoalStatement
+from schemas.inputs import load_goal
 from schemas.plan import PlanSpec
 from tests.unit.support import ARTIFACT_EXAMPLES, EXAMPLES, tf_fixture
 

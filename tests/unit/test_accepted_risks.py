@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crew.inputs import InputError
+from schemas.inputs import InputError
 from schemas.validation import Severity, Verdict
 from sentinel.policy import SEVERITY_ORDER, at_least, default_policy, load_policy
 from sentinel.severity import severity_table

@@ -20,14 +20,13 @@ from catalog.design import plan_tags
 from catalog.planner import design_for
 from catalog.prices import load_prices
 from catalog.validate import ProblemCode, validate_plan
-from crew.errors import LlmError
-from crew.settings import Settings
-from graph.context import CrewContext
+from graph.context import CrewContext, NodeConfig
+from graph.planner import Attempt, Proposal
 from graph.state import initial_state
 from memory.plans import PastPlan
 from nodes.atlas import design, design_goal, plan_goal, with_svg
-from nodes.planners import Attempt, Proposal
 from nodes.planners.catalog import CatalogPlanner
+from schemas.errors import LlmError
 from schemas.events import EventType
 from schemas.goal import Constraints, Environment, GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
@@ -402,9 +401,10 @@ async def test_the_catalog_planner_behind_the_interface_equals_plan_goal(
 
 def context(tmp_path: Path, planner: Any) -> Runtime[CrewContext]:
     ctx = CrewContext(
-        settings=Settings(data_dir=tmp_path, mermaid_cli=None),
+        config=NodeConfig(workspaces_dir=tmp_path / "workspaces", tf_state_dir=tmp_path / "state"),
         terraform=cast(Any, None),
         ledger=cast(Any, None),
+        sentinel=cast(Any, None),
         clock=lambda: T0,
         planner=planner,
     )

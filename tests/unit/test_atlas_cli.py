@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import crew.cli.atlas
-import crew.cli.render
-from crew.cli.atlas import app
+import cli.atlas
+import cli.render
+from cli.atlas import app
 from schemas.plan import DesignBlocked, PlanSpec
 from tests.unit.support import EXAMPLES, goal_dict
 
@@ -70,8 +70,8 @@ def test_the_llm_planner_without_a_model_is_a_settings_error(tmp_path: Path) -> 
 
 def test_on_a_terminal_a_human_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     screen = Console(force_terminal=True, record=True, width=160)
-    monkeypatch.setattr(crew.cli.atlas, "out", screen)
-    monkeypatch.setattr(crew.cli.render, "out", screen)
+    monkeypatch.setattr(cli.atlas, "out", screen)
+    monkeypatch.setattr(cli.render, "out", screen)
     result = runner.invoke(app, ["plan", str(EXAMPLES / "goal-web-api.json")])
     assert result.exit_code == 0, result.output
     text = screen.export_text()
@@ -83,8 +83,8 @@ def test_on_a_terminal_a_human_summary(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "risk (high): lb listens on plain HTTP" in text
     blocked = write_goal(tmp_path, region="us-east-1")
     screen = Console(force_terminal=True, record=True, width=160)
-    monkeypatch.setattr(crew.cli.atlas, "out", screen)
-    monkeypatch.setattr(crew.cli.render, "out", screen)
+    monkeypatch.setattr(cli.atlas, "out", screen)
+    monkeypatch.setattr(cli.render, "out", screen)
     assert runner.invoke(app, ["plan", str(blocked)]).exit_code == 3
     text = screen.export_text()
     assert "design blocked" in text

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from crew.audit import (
     CLI_NAMES,
     FilterText,
@@ -24,12 +25,11 @@ from crew.audit import (
     parse_query,
     unknown_parameters,
 )
-from crew.cli.main import app
-from crew.inputs import InputError
 from memory.audit import AuditCursor, AuditKey, filter_fingerprint, filter_sql
 from schemas.audit import AuditRecord
 from schemas.audit_query import AuditFilter, AuditOrder, ReportName
 from schemas.events import EventType
+from schemas.inputs import InputError
 from schemas.states import ConductorState
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+import cli.render
 import crew
-import crew.cli.render
-from crew.cli.atlas import app as atlas_app
-from crew.cli.main import app as crew_app
+from cli.atlas import app as atlas_app
+from cli.main import app as crew_app
 from crew.settings import Settings
 from schemas.run import RunSummary
 from schemas.states import ConductorState
@@ -50,12 +50,12 @@ def summaries() -> list[RunSummary]:
 
 def listed(width: int) -> list[str]:
     screen = Console(file=io.StringIO(), width=width, highlight=False, record=True)
-    original = crew.cli.render.out
-    crew.cli.render.out = screen
+    original = cli.render.out
+    cli.render.out = screen
     try:
-        crew.cli.render.print_runs(summaries())
+        cli.render.print_runs(summaries())
     finally:
-        crew.cli.render.out = original
+        cli.render.out = original
     return screen.export_text().splitlines()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from crew.gate.access import Role, new_token, token_entry
+from crew.access import Role, new_token, token_entry
 from crew.settings import Settings
 from tests.unit.support import venv_tool
 

@@ -23,8 +23,9 @@ from schemas.approval import ApprovalDecision, ApprovalRequest
 from schemas.audit import AuditRecord
 from schemas.base import Artifact
 from schemas.build import BuildStatus
-from schemas.events import EventType, Heartbeat, OpsEvent
+from schemas.events import EventType, OpsEvent
 from schemas.export import ROOT, render_schemas, schema_dir, stale_schemas, version_of
+from schemas.heartbeat import Heartbeat
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.registry import ARTIFACTS
 from schemas.validation import ValidateRequest, ValidationReport

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -65,14 +64,13 @@ def _calls(diagrams: Path) -> list[str]:
 
 
 def test_the_committed_svgs_match_their_sources() -> None:
-    # what `make test` runs before pytest: nothing to render, no node, no browser
-    started = time.monotonic()
+    # what `make test` runs before pytest: nothing to render, no node, no browser (how long
+    # it takes is not asserted here: timings belong to benchmarks)
     result = subprocess.run(
         [str(SCRIPT), "--check"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to date" in result.stdout
-    assert time.monotonic() - started < 1.0
     sources = {p.stem for p in (DIAGRAMS / "src").glob("*.mmd")}
     assert {"conductor", "conductor-graph", "flow", "topology"} <= sources
     assert {p.stem for p in DIAGRAMS.glob("*.svg")} == sources

@@ -54,6 +54,19 @@ def test_the_build_stage_copies_every_shipped_package() -> None:
     assert all((ROOT / name / "__init__.py").is_file() for name in shipped)
 
 
+def test_every_package_list_names_the_same_packages() -> None:
+    """The wheel (setuptools), the type check (mypy) and the layering check (import-linter)
+    each need the list of top-level packages; they must never disagree, and every top-level
+    directory with an `__init__.py` that is not tests or benchmarks is shipped."""
+    shipped = {
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    assert set(PYPROJECT["tool"]["mypy"]["packages"]) == shipped
+    assert set(PYPROJECT["tool"]["importlinter"]["root_packages"]) == shipped
+    on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert on_disk == shipped, f"not shipped: {sorted(on_disk - shipped)}"
+
+
 def test_the_image_and_make_install_run_the_same_install_script() -> None:
     build = _stages()["build"]
     assert "COPY scripts/install.sh ./scripts/install.sh" in build

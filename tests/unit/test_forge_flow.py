@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
-from crew.errors import ToolTimeoutError
 from graph.state import transition
 from memory.locks import LockHolder, StackLockedError
 from nodes.forge import restore_previous_state
 from schemas.approval import ApprovalDecision, Channel, Decision
+from schemas.errors import ToolTimeoutError
 from schemas.events import EventType
 from schemas.states import ConductorState
 from tests.plans import c, plan_of
@@ -146,7 +146,7 @@ async def test_rolling_back_revision_two_reapplies_revision_one(
 ) -> None:
     fake: FakeTerraform = harness.terraform
     plan = plan_of([c("sqs_queue", "jobs")], revision=2)
-    runs = harness.context.settings.workspaces_dir / RUN_ID
+    runs = harness.context.config.workspaces_dir / RUN_ID
     for revision in (1, 2):
         (runs / f"r{revision}").mkdir(parents=True)
         (runs / f"r{revision}" / "main.tf").write_text("# rendered\n")

@@ -1,4 +1,4 @@
-"""crew/gate/access.py and the settings around it: tokens with roles, hashed at rest, and who
+"""crew/access.py and the settings around it: tokens with roles, hashed at rest, and who
 may decide at the gate."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crew.gate.access import (
+from crew.access import (
     Principal,
     Role,
     authenticate,

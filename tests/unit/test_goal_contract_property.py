@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crew.inputs import InputError, parse_goal, problems_from
 from schemas.base import text_problem, unstorable_text
 from schemas.goal import MAX_REQUIRED_TAGS, RESERVED_TAG_KEYS, Compliance, GoalStatement
+from schemas.inputs import InputError, parse_goal, problems_from
 from tests.unit.support import goal_dict
 
 #: Every code point, lone surrogates included (hypothesis leaves category Cs out by default).

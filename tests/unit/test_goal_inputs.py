@@ -1,4 +1,4 @@
-"""GoalStatement v0.1 and crew/inputs.py: bad input becomes Problems that name field and fix."""
+"""GoalStatement v0.1 and schemas/inputs.py: bad input becomes Problems that name field and fix."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crew.errors import CrewError
-from crew.inputs import InputError, Problem, load_goal, parse_goal, problems_from_errors
+from schemas.errors import CrewError
 from schemas.goal import Environment, GoalStatement
+from schemas.inputs import InputError, Problem, load_goal, parse_goal, problems_from_errors
 from schemas.regions import AWS_REGIONS
 from tests.unit.support import EXAMPLES, goal_dict
 

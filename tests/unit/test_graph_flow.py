@@ -22,14 +22,15 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 
-from crew.container import Graph, checkpoint_allowlist
-from crew.errors import ToolTimeoutError
+from crew.container import Graph, build_sentinel, checkpoint_allowlist, node_config
 from crew.settings import Settings
 from graph.context import CrewContext
 from graph.graph import build_graph
 from graph.state import initial_state, project_run
+from nodes.planners.catalog import CatalogPlanner
 from schemas.apply import Operation
 from schemas.approval import ApprovalDecision, Channel, Decision
+from schemas.errors import ToolTimeoutError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.states import ConductorState
@@ -216,10 +217,13 @@ def ticking_clock() -> Callable[[], datetime]:
 def harness(tmp_path: Path) -> Harness:
     terraform = FakeTerraform()
     ledger = MemoryLedger()
+    settings = Settings(data_dir=tmp_path)
     context = CrewContext(
-        settings=Settings(data_dir=tmp_path),
+        config=node_config(settings),
         terraform=terraform,  # type: ignore[arg-type]
         ledger=ledger,
+        sentinel=build_sentinel(settings),
+        planner=CatalogPlanner(),
         worker_id="unit-test",
         clock=ticking_clock(),
     )
@@ -538,8 +542,8 @@ async def test_the_diagram_is_drawn_beside_the_build(harness: Harness, tmp_path:
         'printf "<svg>drawn</svg>" > "$out"\n'
     )
     fake.chmod(0o755)
-    settings = harness.context.settings.model_copy(update={"mermaid_cli": fake})
-    harness.context = replace(harness.context, settings=settings)
+    config = replace(harness.context.config, mermaid_cli=fake)
+    harness.context = replace(harness.context, config=config)
     await harness.start(make_goal())
     values = await harness.values()
     assert values["conductor_state"] is S.WAIT_FOR_APPROVE

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from catalog.design import DesignProposal
-from crew.errors import ToolNotFoundError
 from nodes.planners.llm import design_wire_schema
+from schemas.errors import ToolNotFoundError
 from tools.llama_server import cpu_has_avx512, local_model
 from tools.llm import parse_reply, wire_schema
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-import crew.cli.render
+import cli.render
 from api.web.render import TEMPLATES
 from api.web.views import run_page_context, run_row
 from crew.gate.slack_message import render_message
@@ -89,15 +89,15 @@ def summary_of(run: RunDetail) -> RunSummary:
 
 def shown(run: RunSummary | RunDetail, width: int = 200) -> str:
     screen = Console(file=io.StringIO(), width=width, highlight=False, record=True)
-    original = crew.cli.render.out
-    crew.cli.render.out = screen
+    original = cli.render.out
+    cli.render.out = screen
     try:
         if isinstance(run, RunDetail):
-            crew.cli.render.print_run(run)
+            cli.render.print_run(run)
         else:
-            crew.cli.render.print_runs([run])
+            cli.render.print_runs([run])
     finally:
-        crew.cli.render.out = original
+        cli.render.out = original
     return screen.export_text()
 
 

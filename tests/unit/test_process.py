@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tools.process
-from crew.errors import ToolNotFoundError, ToolTimeoutError
+from schemas.errors import ToolNotFoundError, ToolTimeoutError
 from tools.process import run_process
 
 SH = "/bin/sh"

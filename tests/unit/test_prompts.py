@@ -14,10 +14,10 @@ from catalog import CATALOG
 from catalog.problems import Problem, ProblemCode
 from catalog.signals import read_signals
 from crew.container import build_planner
-from crew.errors import ConfigurationError
 from crew.settings import Settings
 from memory.plans import PastPlan
 from nodes.prompts import SYSTEM, catalog_reference, design_prompt, feedback_prompt
+from schemas.errors import ConfigurationError
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState
 from tests.unit.support import make_goal

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crew.errors import EmbeddingError
 from memory.plans import PastPlan, RunbookSnippet, describe_outcome
 from memory.runbooks import MAX_CHUNK_CHARS, chunk_markdown, read_runbooks
 from nodes.atlas import design_goal
 from nodes.prompts import design_prompt
+from schemas.errors import EmbeddingError
 from schemas.goal import GoalStatement
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crew.errors import ToolError
+from schemas.errors import ToolError
 from schemas.validation import Severity
 from tests.unit.support import FIXTURES
 from tools.checkov import parse_cli_json

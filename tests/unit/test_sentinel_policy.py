@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crew.inputs import InputError
+from schemas.inputs import InputError
 from schemas.validation import Severity
 from sentinel.policy import OrgPolicy, default_policy, load_policy
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import crew.settings
-from crew.gate.access import Role, hash_token, token_entry
+from crew.access import Role, hash_token, token_entry
 from crew.settings import Settings, detect_plugin_dir
 
 

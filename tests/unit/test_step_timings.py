@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crew.cli.render import out, print_run
+from cli.render import out, print_run
 from nodes.timing import StepTimer
 from schemas.goal import GoalStatement
 from schemas.run import RunDetail

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from graph.context import LocalStackLocks
 from graph.graph import TRANSITIONS, build_graph
 from graph.state import coerce_state, initial_state
 from graph.studio import FileApplyLedger, conductor, studio_context
@@ -46,9 +47,9 @@ def test_studio_context_reads_settings_and_the_environment(
 ) -> None:
     monkeypatch.setenv("CREW_DATA_DIR", str(tmp_path))
     context = studio_context({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"})
-    assert context.settings.data_dir == tmp_path
+    assert context.config.workspaces_dir == tmp_path / "workspaces"
     assert context.worker_id.startswith("studio-")
-    assert context.stack_locks is None
+    assert isinstance(context.stack_locks, LocalStackLocks)
     assert context.events is None
     assert isinstance(context.ledger, FileApplyLedger)
     assert context.ledger.directory == tmp_path / "studio" / "applies"

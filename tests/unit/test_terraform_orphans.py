@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from crew.errors import ToolTimeoutError
+from schemas.errors import ToolTimeoutError
 from tools.process import processes_in, running_in
 from tools.terraform import TerraformRunner
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from crew.container import build_terraform_runner
-from crew.errors import ToolError, ToolNotFoundError
 from crew.settings import Settings
 from schemas.build import DiagnosticSeverity
+from schemas.errors import ToolError, ToolNotFoundError
 from tests.unit.support import TF_FIXTURES, recorded_typo_line, tf_fixture
 from tools.process import ProcessResult
 from tools.terraform import (

@@ -22,13 +22,13 @@ from api.web.session import (
     secure_cookie,
 )
 from api.web.views import GateButtons, findings_by_severity, gate_buttons, run_page_context
-from crew.gate.access import Principal, Role, parse_token_entry
-from crew.inputs import InputError, problems_from
+from crew.access import Principal, Role, parse_token_entry
 from schemas.apply import ApplyResult, Operation
 from schemas.approval import ApprovalRequest
 from schemas.audit import AuditRecord
 from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
+from schemas.inputs import InputError, problems_from
 from schemas.plan import PlanSpec
 from schemas.run import RunArtifacts, RunDetail
 from schemas.states import ConductorState
@@ -157,7 +157,7 @@ def test_form_problems_are_the_apis_named_by_form_field() -> None:
         "constraints.required_tags",
     }
     # Apart from the tag line (a form-only notation), the messages are pydantic's through
-    # crew.inputs, exactly what POST /v1/goals answers for the same JSON.
+    # schemas.inputs, exactly what POST /v1/goals answers for the same JSON.
     data, _, _ = goal_data(form)
     with pytest.raises(ValidationError) as api:
         GoalStatement.model_validate(data)

@@ -92,7 +92,7 @@ async def test_a_run_is_driven_once_however_often_it_is_announced(tmp_path: Path
 def test_worker_and_api_only_commands_explain_themselves() -> None:
     from typer.testing import CliRunner
 
-    from crew.cli.main import app
+    from cli.main import app
 
     runner = CliRunner()
     top = runner.invoke(app, ["--help"])

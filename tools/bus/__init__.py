@@ -8,8 +8,8 @@ How an OpsEvent travels (DESIGN.md section 7):
    So an event exists exactly when its cause was committed: a crash loses none and invents none.
    Code outside that transaction uses an `EventPublisher` (the outbox again).
 2. With `CREW_BUS_URL=postgres` the outbox *is* the bus: consumer groups read it with
-   `SELECT ... FOR UPDATE SKIP LOCKED`, woken by LISTEN/NOTIFY (`tools/bus/postgres.py`).
-3. With `redis://` or `nats://`, the relay (`tools/bus/relay.py`) forwards outbox rows in
+   `SELECT ... FOR UPDATE SKIP LOCKED`, woken by LISTEN/NOTIFY (`memory/bus.py`).
+3. With `redis://` or `nats://`, the relay (`memory/relay.py`) forwards outbox rows in
    order, at least once. The bus keeps an event id once within the dedupe window and every
    subscription skips ids it has already acknowledged, so a re-sent event is handled once.
 
@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
-from crew.errors import BusError
+from schemas.errors import BusError
 from schemas.events import EventType, OpsEvent
 
 logger = logging.getLogger(__name__)

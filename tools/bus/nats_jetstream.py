@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from crew.errors import BusError
+from schemas.errors import BusError
 from schemas.events import OpsEvent
 from tools.bus import (
     BusNames,

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crew.errors import BusError
+from schemas.errors import BusError
 from schemas.events import OpsEvent
 from tools.bus import (
     FAMILIES,

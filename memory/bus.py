@@ -16,7 +16,6 @@ from typing import Literal
 
 import psycopg
 
-from crew.errors import BusError
 from memory.db import Pool
 from memory.events import (
     OutboxListener,
@@ -26,6 +25,7 @@ from memory.events import (
     group_backlog,
     insert_events,
 )
+from schemas.errors import BusError
 from schemas.events import OpsEvent
 from tools.bus import BusNames, BusObserver, Delivery, NoObserver, SeenIds, check_name, decode
 

@@ -14,13 +14,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from crew.cli.render import err, out, print_json
+from cli.render import err, out, print_json
 from crew.container import build_forge_tools
-from crew.errors import CrewError
-from crew.inputs import InputError, Problem, problems_from
 from crew.settings import Settings
 from nodes.forge import build_workspace
 from schemas.build import BuildStatus
+from schemas.errors import CrewError
+from schemas.inputs import InputError, Problem, problems_from
 from schemas.plan import PlanSpec
 from tools.render import RenderError, render_workspace_files
 from tools.workspace import foreign_config_files
@@ -86,7 +86,7 @@ def build_command(
 
     The plan reads the stack's state from CREW_TF_BACKEND: it shows what an apply would change.
     """
-    from crew.cli.main import fail, load_settings, run_async
+    from cli.runner import fail, load_settings, run_async
 
     settings: Settings = load_settings()
     plan = run_async(_load(plan_file))

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
-from crew.cli.render import err, out, print_json, setting_default
-from crew.cli.report import print_validation
-from crew.errors import CrewError
-from crew.inputs import InputError, Problem
+from cli.render import err, out, print_json, setting_default
+from cli.report import print_validation
+from schemas.errors import CrewError
+from schemas.inputs import InputError, Problem
 from sentinel.engine import Subject
 from sentinel.hclplan import plan_from_hcl
 
@@ -109,7 +109,7 @@ def validate_command(
 
     Example: `crew validate ./workspace --budget 50 --policy policy.yaml`
     """
-    from crew.cli.main import fail, load_settings
+    from cli.runner import fail, load_settings
     from crew.container import build_sentinel
 
     if budget is not None and budget <= 0:

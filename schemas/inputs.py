@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from crew.errors import CrewError
+from schemas.errors import CrewError
 from schemas.goal import GoalStatement
 
 

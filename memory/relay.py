@@ -15,9 +15,9 @@ import logging
 
 from pydantic import ValidationError
 
-from crew.errors import BusError
 from memory.db import Pool
 from memory.events import OutboxListener, mark_relayed, take_relay_lock, unrelayed
+from schemas.errors import BusError
 from schemas.events import OpsEvent
 from tools.bus import Bus
 

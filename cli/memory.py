@@ -17,8 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from crew.cli.render import err, out, print_json, setting_default
-from crew.errors import CrewError
+from cli.render import err, out, print_json, setting_default
+from schemas.errors import CrewError
 
 if TYPE_CHECKING:
     from crew.container import Services
@@ -232,7 +232,7 @@ def drop(
 
       crew memory drop openai/text-embedding-3-small@1536
     """
-    from crew.inputs import InputError, Problem
+    from schemas.inputs import InputError, Problem
 
     async def body(services: Services) -> None:
         memory = await _vector_memory(services)
@@ -264,7 +264,7 @@ def drop(
 
 
 def _run(body: Callable[[Services], Awaitable[None]]) -> None:
-    from crew.cli.main import load_settings, run_async
+    from cli.runner import load_settings, run_async
     from crew.container import open_services
     from crew.logs import configure_logging
 

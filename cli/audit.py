@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
+from cli.render import err, out, print_json, state_text
 from crew.audit import (
     AUDIT_COLUMNS,
     CLI_NAMES,
@@ -28,14 +29,13 @@ from crew.audit import (
     csv_chunks,
     parse_query,
 )
-from crew.cli.render import err, out, print_json, state_text
-from crew.inputs import InputError
 from memory.audit import AuditLog
 from memory.audit_reports import REPORT_FILTERS, REPORT_TIME, report_rows
 from schemas.approval import GateLogEntry
 from schemas.audit import AuditRecord
 from schemas.audit_query import AUDIT_EVENTS, REPORT_ROWS, AuditOrder, ReportName
 from schemas.base import Contract
+from schemas.inputs import InputError
 from schemas.states import ConductorState
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def audit_command(
         ),
     ] = False,
 ) -> None:
-    from crew.cli.main import load_settings
+    from cli.runner import load_settings
     from crew.logs import configure_logging
 
     if as_json:
@@ -196,7 +196,7 @@ def audit_command(
 
 
 def _run(settings: Settings, body: Callable[[Services], Awaitable[None]]) -> None:
-    from crew.cli.main import run_async
+    from cli.runner import run_async
     from crew.container import open_services
 
     async def main() -> None:

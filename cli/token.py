@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from crew.cli.render import err, out, print_json
-from crew.gate.access import Role, new_token, parse_token_entry, token_entry
+from cli.render import err, out, print_json
+from crew.access import Role, new_token, parse_token_entry, token_entry
 
 token_app = typer.Typer(
     help="API tokens: principals with a role (viewer, submitter, approver).",

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from crew.cli.render import err, out
-from crew.errors import ToolError, ToolNotFoundError
+from cli.render import err, out
+from schemas.errors import ToolError, ToolNotFoundError
 from tools.llama_server import CONTEXT, THREADS, local_model, running_server
 
 llm_app = typer.Typer(help="A local LLM for the LLM planner.", no_args_is_help=True)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 
-from crew.cli.audit import AUDIT_HELP, audit_command
-from crew.cli.forge import build_command
-from crew.cli.llm import llm_app
-from crew.cli.memory import memory_app
-from crew.cli.render import (
+from cli.audit import AUDIT_HELP, audit_command
+from cli.forge import build_command
+from cli.llm import llm_app
+from cli.memory import memory_app
+from cli.render import (
     err,
     out,
     print_drift,
@@ -33,21 +32,12 @@ from crew.cli.render import (
     stacks_table,
     version_option,
 )
-from crew.cli.token import token_app
-from crew.cli.validate import validate_command
+from cli.runner import fail, load_settings, run_async
+from cli.token import token_app
+from cli.validate import validate_command
 from crew.container import Services, open_services
 from crew.drift import accept_drift, check_drift
-from crew.errors import (
-    CrewError,
-    GateRefusedError,
-    RunConflictError,
-    RunNotFoundError,
-    StackConflictError,
-    StackNotFoundError,
-    StalePlanError,
-)
 from crew.gate.actions import Identity, act
-from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.logs import configure_logging
 from crew.service import run_detail, submit_goal
 from crew.settings import Settings
@@ -55,6 +45,10 @@ from crew.stacks import list_stacks, stack_detail
 from crew.worker import Worker
 from schemas.approval import Channel, Decision
 from schemas.drift import DriftReport
+from schemas.errors import (
+    CrewError,
+)
+from schemas.inputs import load_goal
 from schemas.run import RunDetail
 from schemas.stack import StackStatus
 from schemas.states import ACTIVE_STATES, ConductorState
@@ -91,43 +85,6 @@ def _root(
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
-
-def fail(code: int, message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = problems_from_errors(exc.errors(include_url=False))
-        details = "; ".join(
-            f"CREW_{p.field.upper()}: {p.problem}" if p.field else p.problem for p in problems
-        )
-        fail(2, f"bad settings: {details}")
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command body; map the project's errors to exit codes, never a traceback."""
-    try:
-        return asyncio.run(coro)
-    except InputError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
-            err.print(f"  fix: {problem.fix}")
-        raise typer.Exit(2) from exc
-    except (RunNotFoundError, StackNotFoundError) as exc:
-        fail(2, str(exc))
-    except (RunConflictError, StalePlanError, StackConflictError) as exc:
-        fail(4, str(exc))
-    except GateRefusedError as exc:
-        fail(5, str(exc))
-    except CrewError as exc:
-        fail(1, str(exc))
-    except KeyboardInterrupt:
-        fail(130, "interrupted; the run continues from its last checkpoint next time")
 
 
 async def _with_services(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
@@ -244,7 +201,7 @@ def worker_command(
     worker that dies is noticed after 3 missed heartbeats (CREW_HEARTBEAT_S) and its runs
     continue elsewhere from their last checkpoint. Stop with Ctrl-C / SIGTERM: runs in flight
     finish or are handed back."""
-    from crew.cli.worker import run_worker
+    from cli.worker import run_worker
 
     settings = load_settings(worker_concurrency=concurrency, metrics_port=metrics_port)
     configure_logging(settings.log_level)

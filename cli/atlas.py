@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from crew.cli.render import (
+from cli.render import (
     err,
     out,
     print_blocked,
@@ -22,10 +22,10 @@ from crew.cli.render import (
     version_option,
 )
 from crew.container import build_planner, build_reading_aids
-from crew.errors import ConfigurationError, CrewError
-from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.settings import Settings
 from nodes.atlas import design_goal, with_svg
+from schemas.errors import ConfigurationError, CrewError
+from schemas.inputs import InputError, load_goal, problems_from_errors
 from schemas.plan import DesignBlocked, PlanSpec
 from sentinel.policy import load_policy
 
