@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -31,6 +31,14 @@ from catalog.reading.capabilities import (
     IMPLICIT_SERVICES,
     REFUSALS,
     SERVICE_TO_CAPABILITY,
+)
+from catalog.reading.counts import (
+    COUNTABLE,
+    combine,
+    counted,
+    is_plural,
+    noun_end,
+    service_mentions,
 )
 from catalog.reading.services import service_index
 from catalog.reading.typos import Vocabulary, correct
@@ -117,6 +125,7 @@ def _read_text(original: str, aids: ReadingAids) -> tuple[list[_Hit], tuple[tupl
     if aids.meaning is not None:
         hits += _by_meaning(text, hits, aids.meaning)
     hits = [h for h in _resolve(hits) if not _negated(text, h)]
+    hits += _counts(text, hits)
     for h in hits:
         h.start, h.end = corrected.original(h.start), corrected.original(h.end)
     return hits, corrected.fixes
@@ -220,6 +229,35 @@ def _by_meaning(text: str, hits: list[_Hit], matcher: MeaningMatcher) -> list[_H
     return found
 
 
+def _counts(text: str, hits: list[_Hit]) -> list[_Hit]:
+    """Counts and instance names on the mentions of countable capabilities (in place), and
+    a `compute.service` hit for "three services" that names no kind."""
+    covered = [(h.start, h.end) for h in hits if h.score == 1.0]
+    for h in hits:
+        if h.name in COUNTABLE and h.score == 1.0:
+            end = noun_end(text, h.start, h.end)
+            if end is not None:
+                _set_count(h, text, covered, end)
+    found: list[_Hit] = []
+    for start, end in service_mentions(text):
+        if any(o.start <= start < o.end for o in hits if o.score == 1.0):
+            continue
+        h = _Hit("compute.service", start, end)
+        _set_count(h, text, covered, end)
+        if "count" in h.params or "," in str(h.params.get("names", "")):
+            found.append(h)
+    return found
+
+
+def _set_count(h: _Hit, text: str, covered: list[tuple[int, int]], end: int) -> None:
+    """`end`: where the counted noun ends ("nightly" is counted as "nightly jobs")."""
+    c = counted(text, h.start, end, covered, plural=is_plural(text[h.start : end]))
+    if c.count is not None and c.count >= 2:
+        h.params["count"] = c.count
+    if c.names:
+        h.params["names"] = ",".join(c.names)
+
+
 def _covered(hits: list[_Hit], start: int, end: int) -> bool:
     """Whether rules already read most of a clause (its meaning adds little, and reading it
     again costs the model's time)."""
@@ -293,7 +331,11 @@ def _merge(goal: GoalStatement, text: str, hits: list[_Hit], title_hits: list[_H
     for h in sorted(hits, key=lambda h: h.start):
         _add(asks, _text_ask(text, h), goal)
     if "store.relational" in asks and ("store.postgres" in asks or "store.mysql" in asks):
-        del asks["store.relational"]  # "a PostgreSQL database" names the engine
+        # "a PostgreSQL database" names the engine (and "two databases, both Postgres" the
+        # count of that engine's databases).
+        relational = asks.pop("store.relational")
+        engine = "store.postgres" if "store.postgres" in asks else "store.mysql"
+        _add(asks, _counts_only(asks[engine], relational), goal)
     schedule = asks.get("schedule")
     if schedule is not None and not any(n.startswith("workload.") for n in asks):
         # Something runs on a schedule and no workload is named: a scheduled job.
@@ -302,8 +344,31 @@ def _merge(goal: GoalStatement, text: str, hits: list[_Hit], title_hits: list[_H
     for h in title_hits:
         if h.name in _QUANTITY_NAMES or h.name in asks:
             continue
+        h.params.pop("count", None)
+        h.params.pop("names", None)
         _add(asks, _ask(h, AskSource(text=goal.title[h.start : h.end], field="title")), goal)
-    return list(asks.values())
+    return [_settle_count(a) for a in asks.values()]
+
+
+def _counts_only(target: Ask, other: Ask) -> Ask:
+    """`target` with `other`'s count and names (the rest of `other` is not carried over)."""
+    params = {k: v for k, v in other.params.items() if k in ("count", "names")}
+    return replace(target, params=params) if params else target
+
+
+def _settle_count(ask: Ask) -> Ask:
+    """count = the larger of the number read and the names given; both dropped below two
+    (one instance is what the planner designs anyway)."""
+    if "count" not in ask.params and "names" not in ask.params:
+        return ask
+    params = dict(ask.params)
+    names = [n for n in str(params.pop("names", "")).split(",") if n]
+    count = max(int(params.pop("count", 0) or 0), len(names))
+    if count >= 2:
+        params["count"] = count
+        if len(names) >= 2:
+            params["names"] = ",".join(names)
+    return replace(ask, params=params)
 
 
 def _attach_sizes(hits: list[_Hit]) -> None:
@@ -368,9 +433,30 @@ def _add(asks: dict[str, Ask], ask: Ask, goal: GoalStatement) -> None:
                 f"The description says {theirs} ('{ask.source.text}'); the field ({ours}) wins."
             )
         return
+    if "count" in ask.params or "names" in ask.params:
+        current = _with_counts(current, ask)
+        asks[ask.name] = current
     missing = {k: v for k, v in ask.params.items() if k not in current.params}
     if missing:
         asks[ask.name] = current.with_params(**missing)
+
+
+def _with_counts(current: Ask, ask: Ask) -> Ask:
+    """Two mentions of one capability: the larger count, the union of the names ("a billing
+    queue and a shipping queue")."""
+
+    def parts(a: Ask) -> tuple[int | None, tuple[str, ...]]:
+        count = a.params.get("count")
+        names = tuple(n for n in str(a.params.get("names", "")).split(",") if n)
+        return (int(count) if isinstance(count, int | float) else None), names
+
+    count, names = combine(*parts(current), *parts(ask))
+    params: dict[str, ParamValue] = {}
+    if count is not None:
+        params["count"] = count
+    if names:
+        params["names"] = ",".join(names)
+    return current.with_params(**params)
 
 
 def _close(a: ParamValue, b: ParamValue | None) -> bool:

@@ -244,6 +244,14 @@ CAPABILITIES: tuple[Capability, ...] = (
         services=("ecs",),
     ),
     Capability(
+        "compute.service",
+        "long-running services",
+        CAP,
+        True,
+        # Read only with a count or names ("three services", "services: users and orders"),
+        # by catalog/reading/counts.py: one service is what every workload has anyway.
+    ),
+    Capability(
         "compute.serverless",
         "serverless functions (Lambda)",
         CAP,
