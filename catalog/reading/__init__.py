@@ -41,7 +41,7 @@ from catalog.reading.counts import (
     service_mentions,
 )
 from catalog.reading.services import service_index
-from catalog.reading.typos import Vocabulary, correct
+from catalog.reading.typos import Corrected, Vocabulary, correct
 from schemas.goal import Availability, GoalStatement
 
 MAX_TEXT = 20_000
@@ -104,31 +104,63 @@ _CLAUSE = re.compile(r"[^.!?;\n,:()]+")
 
 
 def read_goal(goal: GoalStatement, aids: ReadingAids | None = None) -> Reading:
-    """Every ask of `goal`: structured fields first, then the description (and title)."""
+    """Every ask of `goal`: structured fields first, then the description (and title).
+
+    The clauses of the description and the title that rules left unread go to the matcher
+    by meaning together, in one call (one batch through the model per goal)."""
     aids = aids or ReadingAids()
     text = goal.description[:MAX_TEXT]
-    hits, fixes = _read_text(text, aids)
-    title_hits, title_fixes = _read_text(goal.title, aids)
+    body, title = _rule_pass(text, aids), _rule_pass(goal.title, aids)
+    if aids.meaning is not None:
+        clauses = [*_open_clauses(body), *_open_clauses(title)][:MAX_CLAUSES]
+        if clauses:
+            results = aids.meaning.match([c.text for c in clauses])
+            for clause, matches in zip(clauses, results, strict=True):
+                clause.owner.hits += _meaning_hits(clause, matches)
+    hits, title_hits = _finish_pass(body), _finish_pass(title)
     asks = _merge(goal, text, hits, title_hits)
-    return Reading(tuple(asks), fixes + title_fixes)
+    return Reading(tuple(asks), body.corrected.fixes + title.corrected.fixes)
 
 
 # -- the text --------------------------------------------------------------------------------
 
 
-def _read_text(original: str, aids: ReadingAids) -> tuple[list[_Hit], tuple[tuple[str, str], ...]]:
+@dataclass
+class _Pass:
+    """One text being read: its typo-corrected form and the hits so far."""
+
+    corrected: Corrected
+    hits: list[_Hit]
+
+    @property
+    def text(self) -> str:
+        return self.corrected.text
+
+
+@dataclass(frozen=True)
+class _Clause:
+    owner: _Pass
+    start: int
+    end: int
+    text: str
+
+
+def _rule_pass(original: str, aids: ReadingAids) -> _Pass:
     lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in original)
     corrected = correct(lower, _closest, _vocabulary().words, aids.known_word)
     text = corrected.text
     hits = [*_pattern_hits(text), *_refusals(text), *_services(text, lower, original, corrected)]
     hits += _quantities(text, original if len(original) == len(text) else text)
-    if aids.meaning is not None:
-        hits += _by_meaning(text, hits, aids.meaning)
-    hits = [h for h in _resolve(hits) if not _negated(text, h)]
+    return _Pass(corrected, hits)
+
+
+def _finish_pass(p: _Pass) -> list[_Hit]:
+    text = p.text
+    hits = [h for h in _resolve(p.hits) if not _negated(text, h)]
     hits += _counts(text, hits)
     for h in hits:
-        h.start, h.end = corrected.original(h.start), corrected.original(h.end)
-    return hits, corrected.fixes
+        h.start, h.end = p.corrected.original(h.start), p.corrected.original(h.end)
+    return hits
 
 
 def _pattern_hits(text: str) -> Iterator[_Hit]:
@@ -206,26 +238,28 @@ def _region_names(text: str) -> Iterator[_Hit]:
             yield _Hit("region", m.start() + len(m.group(1)) + 1, m.end(), {"region": code})
 
 
-def _by_meaning(text: str, hits: list[_Hit], matcher: MeaningMatcher) -> list[_Hit]:
-    clauses = [
-        (m.start(), m.end())
+def _open_clauses(p: _Pass) -> list[_Clause]:
+    """Clauses of three words or more that rules did not already mostly read."""
+    text = p.text
+    return [
+        _Clause(p, m.start(), m.end(), text[m.start() : m.end()].strip())
         for m in _CLAUSE.finditer(text)
-        if len(m.group(0).split()) >= 3 and not _covered(hits, m.start(), m.end())
-    ][:MAX_CLAUSES]
-    if not clauses:
-        return []
+        if len(m.group(0).split()) >= 3 and not _covered(p.hits, m.start(), m.end())
+    ]
+
+
+def _meaning_hits(clause: _Clause, matches: list[tuple[str, float]]) -> list[_Hit]:
+    text, start, end = clause.owner.text, clause.start, clause.end
+    ruled = {h.name for h in clause.owner.hits if start <= h.start < end and h.score == 1.0}
+    kinds_ruled = any(n.startswith("workload.") for n in ruled)
     found: list[_Hit] = []
-    results = matcher.match([text[a:b].strip() for a, b in clauses])
-    for (start, end), matches in zip(clauses, results, strict=True):
-        ruled = {h.name for h in hits if start <= h.start < end}
-        kinds_ruled = any(n.startswith("workload.") for n in ruled)
-        for name, score in matches:
-            if name in ruled or (name.startswith("workload.") and kinds_ruled):
-                continue
-            if name not in BY_NAME:
-                continue
-            lead = len(text[start:end]) - len(text[start:end].lstrip())
-            found.append(_Hit(name, start + lead, end, score=round(score, 3)))
+    for name, score in matches:
+        if name in ruled or (name.startswith("workload.") and kinds_ruled):
+            continue
+        if name not in BY_NAME:
+            continue
+        lead = len(text[start:end]) - len(text[start:end].lstrip())
+        found.append(_Hit(name, start + lead, end, score=round(score, 3)))
     return found
 
 
@@ -272,7 +306,13 @@ def _resolve(hits: list[_Hit]) -> list[_Hit]:
     also a "website"; "NoSQL database" is not a relational one)."""
     capability_hits = [h for h in hits if h.score == 1.0 and not h.name.startswith("aws.")]
     kept: list[_Hit] = []
+    stored = [h for h in capability_hits if h.name == "store.object_storage"]
     for h in hits:
+        if h.name in ("schedule", "workload.batch") and any(
+            o.start <= h.start and h.end <= o.end and o.end - o.start > h.end - h.start
+            for o in stored
+        ):
+            continue  # "keep our nightly dumps": the schedule describes what is stored
         if h.name in _QUANTITY_NAMES:
             kept.append(h)
             continue

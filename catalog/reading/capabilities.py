@@ -369,8 +369,10 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"objektspeicher",
             r"almacenamiento de (objetos|archivos)",
             r"armazenamento de (objetos|arquivos)",
-            r"\b(store|keep|archive|save)s? (the |our |all )?(files|images|photos|videos|documents|"
-            r"pdfs|backups|logs|exports|reports|artifacts|assets|media)\b",
+            r"\b(store|keep|archive|save|ship|dump|upload|put|drop)s? (the |our |all |my |their )?"
+            r"([\w-]+ ){0,2}(files|images|photos|pictures|videos|documents|pdfs|backups|logs|"
+            r"exports|reports|artifacts|assets|media|dumps|attachments|recordings|invoices)\b",
+            r"\b(database|db|sql) (dumps?|exports?|backup files)\b",
             r"\barchive\b",
             r"\bcompartiment\b|\bcubo\b",
         ),
