@@ -75,6 +75,8 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
         kind = K.WEB_SERVICE  # a "site" with a database has a backend
     if kind is None and reading.has("schedule"):
         kind = K.BATCH  # something runs on a schedule: a scheduled job
+    if kind is None and reading.has("compute.service"):
+        kind = K.WEB_SERVICE  # "three services (auth, catalog, checkout)": long-running services
     if kind is None and (reading.has("compute.container") or reading.has("compute.vm")):
         kind = K.WEB_SERVICE if reading.has("domain") or reading.has("edge.load_balancer") else None
     extra = tuple(

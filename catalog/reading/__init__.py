@@ -271,7 +271,10 @@ def _counts(text: str, hits: list[_Hit]) -> list[_Hit]:
         if h.name in COUNTABLE and h.score == 1.0:
             end = noun_end(text, h.start, h.end)
             if end is not None:
-                _set_count(h, text, covered, end)
+                # A word another capability read never names an instance ("private"); one
+                # of the same capability may ("the archive bucket", "the uploads bucket").
+                others = [(o.start, o.end) for o in hits if o.score == 1.0 and o.name != h.name]
+                _set_count(h, text, others, end)
     found: list[_Hit] = []
     for start, end in service_mentions(text):
         if any(o.start <= start < o.end for o in hits if o.score == 1.0):
@@ -399,7 +402,7 @@ def _counts_only(target: Ask, other: Ask) -> Ask:
 def _settle_count(ask: Ask) -> Ask:
     """count = the larger of the number read and the names given; both dropped below two
     (one instance is what the planner designs anyway)."""
-    if "count" not in ask.params and "names" not in ask.params:
+    if ask.name not in COUNTABLE or ("count" not in ask.params and "names" not in ask.params):
         return ask
     params = dict(ask.params)
     names = [n for n in str(params.pop("names", "")).split(",") if n]
@@ -473,7 +476,7 @@ def _add(asks: dict[str, Ask], ask: Ask, goal: GoalStatement) -> None:
                 f"The description says {theirs} ('{ask.source.text}'); the field ({ours}) wins."
             )
         return
-    if "count" in ask.params or "names" in ask.params:
+    if ask.name in COUNTABLE and ("count" in ask.params or "names" in ask.params):
         current = _with_counts(current, ask)
         asks[ask.name] = current
     missing = {k: v for k, v in ask.params.items() if k not in current.params}
@@ -571,6 +574,8 @@ def _vocabulary() -> Vocabulary:
     for pattern in patterns:
         plain = re.sub(r"\\[a-zA-Z]", " ", pattern)  # \b, \w, \s: not letters of a word
         words.update(re.findall(r"(?<![a-z\]])[a-z]{5,}(?![a-z\[(?{])", plain))
+        for stem in re.findall(r"(?<![a-z\]])([a-z]{4,})(?:s|es)\?", plain):
+            words.update((stem, stem + "s", stem + "es"))  # "consumers?": both forms
     for key in service_index().names:
         words.update(w for w in key.split() if w.isalpha() and len(w) >= 6)
     words.update(
@@ -629,6 +634,10 @@ def _vocabulary() -> Vocabulary:
             "pipeline",
             "function",
             "functions",
+            "email",
+            "emails",
+            "consumer",
+            "consumers",
         ]
     )
     return Vocabulary.of(words)

@@ -48,6 +48,8 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"brochure(ware)?( web)?( ?site)?",
             r"html (files|pages)( only)?",
             r"(site|page)s? statiques?",
+            r"sites? vitrines?",
+            r"(site|page)s? (vitrine |web )?statiques?",
             r"statische (web)?seiten?",
             r"statische website",
             r"sitios? (web )?est[aá]ticos?",
@@ -796,6 +798,8 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"\bprivate(ly)?\b|internal[- ]only|"
             r"not (be )?(publicly|public)|no public (access|ip)|(not|never) (exposed|reachable) "
             r"(to|from) the internet|priv[ée]e?s?\b|privad[oa]s?",
+            r"(nothing|none of it|no part|not|never)( \w+){0,2} (exposed|reachable|accessible|open)"
+            r" (publicly|to the (public|internet)|from the (public )?internet|on the internet)",
         ),
         ("nothing should be reachable from the internet except the website",),
     ),

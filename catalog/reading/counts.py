@@ -209,7 +209,7 @@ def counted(
         if name is not None and not content:
             names.append(name)
         content = content or name is not None
-    if plural:
+    if plural or (count or 0) >= 2:
         after = _AFTER_LIST.match(text[end : end + 200])
         if after is not None:
             listed: list[str] = []
@@ -223,10 +223,14 @@ def counted(
     return Counted(min(count, MAX_COUNT) if count is not None else None, tuple(names))
 
 
-def is_plural(word: str) -> bool:
-    """Whether a noun as written is plural (enough to tell "queues" from "queue")."""
-    last = word.split()[-1] if word.split() else word
-    return last.endswith(("s", "en", "i", "x")) and not last.endswith(("ss", "us"))
+def is_plural(mention: str) -> bool:
+    """Whether a mention as written is plural (enough to tell "queues" from "queue"; "files
+    d'attente" is plural by its first word)."""
+    return any(
+        w.endswith(("s", "en", "i", "x")) and not w.endswith(("ss", "us"))
+        for w in mention.split()
+        if "'" not in w
+    )
 
 
 def service_mentions(text: str) -> Iterator[tuple[int, int]]:

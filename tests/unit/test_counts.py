@@ -181,14 +181,11 @@ def test_a_count_beyond_the_bound_is_not_met_and_says_why() -> None:
     assert "24 queues asked for" in queue.note
 
 
-def test_a_count_the_design_cannot_build_is_traced_unsupported() -> None:
-    # The catalog designs one static site per goal: two are asked, the trace says so.
-    components, requirements = designed("Two static websites behind a CDN.")
-    site = requirement(requirements, "workload.static_site")
-    assert len([c for c in components if c.type == "cloudfront_distribution"]) == 1
-    assert site.status.value == "unsupported"
-    assert site.note
-    assert "2 static sites" in site.note
+def test_counted_static_sites_each_get_a_cdn() -> None:
+    components, requirements = designed("Two static marketing sites behind CloudFront.")
+    cdns = {c.name: c.params["origin"] for c in components if c.type == "cloudfront_distribution"}
+    assert cdns == {"cdn": "site", "cdn_2": "site_2"}
+    assert requirement(requirements, "workload.static_site").status.value == "met"
 
 
 def test_counted_components_render() -> None:
