@@ -120,12 +120,13 @@ _UNITS = re.compile(
     r"dollars?|usd|eur|euros?|\$|€|k|m|million|thousand)$"
 )
 _WORD = re.compile(r"[\w$€%'-]+")
+_CONJ = r"(?:and|or|et|und|y|e|ou|oder|o)"
+_SEP = r"(?:\s*,\s*(?:" + _CONJ + r"\s+)?|\s*&\s*|\s+" + _CONJ + r"\s+)"
 _AFTER_LIST = re.compile(
-    r"^\s*(?:\(|:|named|called|for|nomm[eé]e?s|genannt|llamad[oa]s|chamad[oa]s|chiamat[ie])"
-    r"\s*(?P<list>[\w'-]+(?:\s*(?:,|\band\b|&|\bor\b|\bet\b|\bund\b|\by\b|\be\b)\s*"
-    r"[\w'-]+){1," + str(MAX_COUNT - 1) + "})"
+    r"^\s*(?:\(|:|-|–|—|named|called|for|nomm[eé]e?s|genannt|llamad[oa]s|chamad[oa]s|"
+    r"chiamat[ie])\s*(?P<list>[\w'-]+(?:" + _SEP + r"[\w'-]+){1," + str(MAX_COUNT - 1) + "})"
 )
-_LIST_SPLIT = re.compile(r"\s*(?:,|\band\b|&|\bor\b|\bet\b|\bund\b|\by\b|\be\b)\s*")
+_LIST_SPLIT = re.compile(_SEP)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def counted(
     ("private", "sqs", "2 TB"): such a word never names an instance, and a number inside one
     is a quantity, not a count."""
     spans = [(s, e) for s, e in covered if e <= start or s >= end]
-    before = re.split(r"[.;!?\n:(),]", text[max(0, start - 80) : start])[-1]
+    before = re.split(r"[;!?\n:(),]|\.(?=\s|$)", text[max(0, start - 80) : start])[-1]
     offset = start - len(before)
     words = [(m.group(0), offset + m.start()) for m in _WORD.finditer(before)][-5:]
     count: int | None = None
@@ -214,13 +215,44 @@ def counted(
         if after is not None:
             listed: list[str] = []
             for word in _LIST_SPLIT.split(after.group("list").strip()):
+                if not word:
+                    continue  # "logs, backups, and assets"
                 name = slug(word)
                 if name is None:
                     break  # ", with a database": the list ended
                 listed.append(name)
             if len(listed) >= 2:
                 names = listed
+    each = _one_for_each(text[end : end + 200])
+    if len(each) >= 2 and (count is None or count == len(each)):
+        names = each
     return Counted(min(count, MAX_COUNT) if count is not None else None, tuple(names))
+
+
+_ONE_FOR = re.compile(
+    r"(?:^|\b(?:one|another(?: one)?|the other(?: one)?|a second(?: one)?|a third(?: one)?))"
+    r"\s+for\s+(?:the\s+|our\s+)?([\w'-]+)"
+)
+
+
+def _one_for_each(after: str) -> list[str]:
+    """ "a queue for orders and another one for refunds", "two queues, one for invoicing and
+    one for stock": the names after each "one for"."""
+    sentence = re.split(r"[.;!?\n]", after)[0]
+    if not re.match(r"\s*(?:,\s*)?(?:one|for)\b", sentence):
+        return []  # the "one for" must follow the noun ("two queues, one for ...")
+    names: list[str] = []
+    for m in _ONE_FOR.finditer(" " + sentence if not sentence.startswith(" ") else sentence):
+        name = slug(m.group(1))
+        if name is None:
+            break
+        names.append(name)
+    leading = re.match(r"\s+for\s+(?:the\s+|our\s+)?([\w'-]+)", sentence)
+    if leading is not None and names and re.search(r"\b(another|the other|a second)\b", sentence):
+        first = slug(leading.group(1))
+        if first is not None and first not in names:
+            names.insert(0, first)
+    return list(dict.fromkeys(names))
 
 
 def is_plural(mention: str) -> bool:

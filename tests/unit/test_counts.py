@@ -79,6 +79,15 @@ def requirement(requirements: list[Requirement], name: str) -> Requirement:
         ("Drei S3-Buckets für die Rohdaten.", "store.object_storage", 3, None),
         ("Tres colas y un servicio que las procesa.", "messaging.queue", 3, None),
         ("Run 3 nightly jobs that export reports.", "workload.batch", 3, None),
+        ("A queue for orders and another one for refunds.", "messaging.queue", 2,
+         "orders,refunds"),
+        ("Two SQS queues, one for invoicing and one for stock.", "messaging.queue", 2,
+         "invoicing,stock"),
+        ("Set up 3 S3 buckets: logs, backups, and assets.", "store.object_storage", 3,
+         "logs,backups,assets"),
+        ("Create two buckets - raw and processed.", "store.object_storage", 2, "raw,processed"),
+        ("Two Node.js services behind a shared ALB.", "compute.service", 2, None),
+        ("A pair of Postgres databases for the app.", "store.postgres", 2, None),
     ],
 )  # fmt: skip
 def test_counts_and_names_are_read(
@@ -170,6 +179,24 @@ def test_the_design_has_the_count(text: str, ctype: str, count: int) -> None:
     assert all(re.fullmatch(r"[a-z][a-z0-9_]{0,62}", n) for n in names)
     unmet = [r for r in requirements if r.status.value == "unsupported"]
     assert not unmet, unmet
+
+
+@pytest.mark.parametrize(
+    ("text", "capability", "note"),
+    [
+        ("3 EC2 instances behind a load balancer for our web app.", "compute.vm",
+         "3 instances run"),
+        ("A web service running six containers.", "compute.container", "6 containers run"),
+    ],
+)  # fmt: skip
+def test_counted_instances_and_containers_are_capacity(
+    text: str, capability: str, note: str
+) -> None:
+    _, requirements = designed(text)
+    found = requirement(requirements, capability)
+    assert found.status.value == "met"
+    assert found.note is not None
+    assert note in found.note
 
 
 def test_a_count_beyond_the_bound_is_not_met_and_says_why() -> None:
