@@ -15,7 +15,8 @@ planner, how the expected asks fared:
   rendered by Forge, planned with terraform against moto and validated by Sentinel (checkov);
   the rate is over that sample (the rest are not built: it takes ~30 s a plan here);
 - latency: ask extraction + catalog planner + validation per goal (`plan_goal`), with the
-  embedding model warm; p50 / p99.
+  embedding model warm; p50 / p99 wall time (`python -m bench.atlas_latency` splits it by
+  stage and gives the CPU time too, which a loaded machine does not inflate).
 
 `--tune` sweeps the embedding matcher's threshold on the dev split and prints F1 per value
 (the shipped THRESHOLD in tools/ask_matcher.py was chosen this way). The LLM planner needs

@@ -48,6 +48,16 @@ class Intent:
     schedule: str | None
     wants_ec2: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    counts: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
+    """(capability, count, instance names) for every ask that asked for more than one."""
+
+    def instances(self, *capabilities: str) -> tuple[int, tuple[str, ...]]:
+        """How many instances the asks of `capabilities` want (1 when none says), and their
+        names when every one was named (the first capability that says wins)."""
+        for name, count, names in self.counts:
+            if name in capabilities:
+                return count, names if len(names) >= count else ()
+        return 1, ()
 
 
 def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
@@ -65,6 +75,8 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
         kind = K.WEB_SERVICE  # a "site" with a database has a backend
     if kind is None and reading.has("schedule"):
         kind = K.BATCH  # something runs on a schedule: a scheduled job
+    if kind is None and reading.has("compute.service"):
+        kind = K.WEB_SERVICE  # "three services (auth, catalog, checkout)": long-running services
     if kind is None and (reading.has("compute.container") or reading.has("compute.vm")):
         kind = K.WEB_SERVICE if reading.has("domain") or reading.has("edge.load_balancer") else None
     extra = tuple(
@@ -119,7 +131,16 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
         domain=str(domain_ask.params["host"]) if domain_ask else None,
         schedule=str(schedule_ask.params["expression"]) if schedule_ask else None,
         wants_ec2=reading.has("compute.vm"),
+        counts=tuple(
+            (a.name, int(a.params["count"]), _names(a.params.get("names")))
+            for a in reading.asks
+            if isinstance(a.params.get("count"), int)
+        ),
     )
+
+
+def _names(value: object) -> tuple[str, ...]:
+    return tuple(n for n in str(value or "").split(",") if n)
 
 
 def _position(ask: object) -> tuple[int, int]:

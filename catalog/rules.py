@@ -30,6 +30,10 @@ RDS_CLASSES = ("db.t4g.micro", "db.t4g.small", "db.t4g.medium", "db.m6g.large", 
 RDS_CLASS_RPS = (100, 300, 1_000, 3_000)
 """Upper rps of each class above (the last takes the rest)."""
 CONTAINER_NAMES = {K.WEB_SERVICE: "web", K.API: "api"}
+MAX_INSTANCES = 20
+MAX_ALARMS = 50
+"""Instances of one kind the catalog planner designs for a count ("twelve queues" -> ten; the
+trace then says the ask is not met and why)."""
 
 
 class Draft:
@@ -77,12 +81,32 @@ class Draft:
         asked = self.intent.backup_days or 0
         return max(asked, 14 if self.prod and not self.lean else MIN_BACKUP_DAYS)
 
-    def service(self, name: str, rps: float, grants: list[dict[str, str]]) -> str:
+    def qualifiers(self, *capabilities: str) -> list[str | None]:
+        """One entry per instance the asks of `capabilities` want: its name when the goal
+        named every one ("a billing queue and a shipping queue"), else None. Bounded by
+        MAX_INSTANCES."""
+        count, names = self.intent.instances(*capabilities)
+        if count > MAX_INSTANCES:
+            self.notes.append(
+                f"{count} {' / '.join(capabilities)} asked for; the catalog planner designs at "
+                f"most {MAX_INSTANCES} of one kind per goal."
+            )
+        count = min(count, MAX_INSTANCES)
+        return list(names[:count]) if names else [None] * count
+
+    def service(
+        self, name: str, rps: float, grants: list[dict[str, str]], siblings: int = 1
+    ) -> str:
+        """A long-running service; `siblings`: how many services share the tasks or
+        instances the goal counted ("six containers across three services")."""
         cpu, memory = fargate_size_for(rps)
         desired = tasks_for(rps, cpu, minimum=self.min_tasks, headroom=1.0 if self.lean else 1.25)
+        tasks_asked, _ = self.intent.instances("compute.container")
+        vms_asked, _ = self.intent.instances("compute.vm")
         if self.intent.wants_ec2 and self.kind in CONTAINER_NAMES:
             per_instance = 400.0
             desired = max(self.min_tasks, math.ceil(rps / per_instance - 1e-9) if rps else 0)
+            desired = max(desired, math.ceil(vms_asked / siblings) if vms_asked > 1 else 0)
             return self.add(
                 "ec2_asg",
                 name,
@@ -92,6 +116,7 @@ class Draft:
                 max_size=min(100, max(desired * 2, self.min_tasks + 2)),
                 grants=grants,
             )
+        desired = min(50, max(desired, math.ceil(tasks_asked / siblings) if tasks_asked > 1 else 0))
         return self.add(
             "ecs_service",
             name,
@@ -119,8 +144,10 @@ class Draft:
             **extra,
         )
 
-    def queue(self, name: str) -> str:
-        millions = round(self.rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH * 3 / 1e6, 2)
+    def queue(self, name: str, share: int = 1) -> str:
+        """A queue carrying `1/share` of the goal's load (messages are split between queues)."""
+        rate = self.rps / share
+        millions = round(rate * AVERAGE_TO_PEAK * SECONDS_PER_MONTH * 3 / 1e6, 2)
         extra: dict[str, Any] = {}
         if self.intent.message_retention_days:
             days = min(14, self.intent.message_retention_days)
@@ -139,22 +166,30 @@ def workload_components(d: Draft) -> list[DataStore]:
         return store
 
     if d.kind in CONTAINER_NAMES:
-        app = d.service(CONTAINER_NAMES[d.kind], d.rps, [])
-        d.add(
-            "alb",
-            "lb",
-            target=app,
-            domain_name=d.intent.domain,
-            deletion_protection=d.prod,
-            access_logs=True,
-        )
+        base = CONTAINER_NAMES[d.kind]
+        services = d.qualifiers("compute.service", f"workload.{d.kind.value}")
+        for i, q in enumerate(services):
+            app = d.service(named(q, base, base), d.rps / len(services), [], len(services))
+            d.add(
+                "alb",
+                named(q, "lb", "lb"),
+                target=app,
+                domain_name=d.intent.domain if i == 0 else None,
+                deletion_protection=d.prod,
+                access_logs=True,
+            )
+        if len(services) > 1:
+            d.notes.append(
+                "Each service has its own load balancer (path routing on one load balancer "
+                "is not in the catalog)."
+                + (f" The domain is served by {services[0] or base}." if d.intent.domain else "")
+            )
     elif d.kind is K.STATIC_SITE:
         site = take(D.OBJECT_STORAGE)
         _static_site(d, site, d.intent.domain, d.rps)
     elif d.kind is K.QUEUE_WORKER:
         take(D.QUEUE)
-        jobs = d.queue("jobs")
-        d.service("worker", d.rps, [{"component": jobs, "access": "consume"}])
+        _queue_workers(d)
     elif d.kind is K.BATCH:
         _scheduled_job(d, remaining)
     elif d.kind is K.DATA_PIPELINE:
@@ -181,36 +216,70 @@ def workload_components(d: Draft) -> list[DataStore]:
         if extra is K.BATCH:
             _scheduled_job(d, remaining)
         elif extra is K.STATIC_SITE:
-            _static_site(d, None, None, 0.0)
+            _static_site(d, None, None, 0.0, counted=False)
         elif extra is K.QUEUE_WORKER and not any(s.kind is D.QUEUE for s in remaining):
             remaining.append(DataStore(kind=D.QUEUE))
     return remaining
 
 
-def _static_site(d: Draft, site: DataStore | None, domain: str | None, rps: float) -> None:
-    name = d.bucket("site", site.size_gb if site and site.size_gb else 1, website_origin=True)
-    cdn: dict[str, Any] = {"origin": name, "domain_name": domain}
+def named(qualifier: str | None, base: str, default: str) -> str:
+    """An instance's component name: `<qualifier>_<base>` ("billing_queue"), else `default`
+    (Draft.add numbers repeats: queue, queue_2, ...)."""
+    return f"{qualifier}_{base}" if qualifier else default
+
+
+def _queue_workers(d: Draft) -> None:
+    """The queues and the services draining them: one worker per queue unless the goal
+    counts the workers (then the queues are dealt out between them)."""
+    qs = d.qualifiers("messaging.queue")
+    queues = [d.queue(named(q, "queue", "jobs"), share=len(qs)) for q in qs]
+    workers = d.qualifiers("compute.service", "workload.queue_worker")
+    if len(workers) < len(queues):
+        workers = qs
+    for i, q in enumerate(workers):
+        mine = [queues[j] for j in range(len(queues)) if j % len(workers) == i]
+        mine = mine or [queues[i % len(queues)]]
+        d.service(
+            named(q, "worker", "worker"),
+            d.rps / len(workers),
+            [{"component": name, "access": "consume"} for name in mine],
+            len(workers),
+        )
+
+
+def _static_site(
+    d: Draft, site: DataStore | None, domain: str | None, rps: float, *, counted: bool = True
+) -> None:
+    """A bucket behind a CDN per site the goal counts ("two static marketing sites"); the
+    domain goes to the first, the load is shared."""
+    sites = d.qualifiers("workload.static_site") if counted else [None]
+    size = site.size_gb if site and site.size_gb else 1
+    for i, q in enumerate(sites):
+        name = d.bucket(named(q, "site", "site"), size, website_origin=True)
+        cdn: dict[str, Any] = {"origin": name, "domain_name": domain if i == 0 else None}
+        if rps:
+            millions = round(rps / len(sites) * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2)
+            transfer = round(millions * STATIC_RESPONSE_KB, 2)  # M requests x KB = GB
+            cdn |= {"monthly_requests_million": millions, "monthly_transfer_gb": transfer}
+        d.add("cloudfront_distribution", named(q, "cdn", "cdn"), **cdn)
     if rps:
-        millions = round(rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2)
-        transfer = round(millions * STATIC_RESPONSE_KB, 2)  # M requests x KB = GB
-        cdn |= {"monthly_requests_million": millions, "monthly_transfer_gb": transfer}
         d.notes.append(f"cdn: {STATIC_RESPONSE_KB:g} KB transferred per request on average.")
-    d.add("cloudfront_distribution", "cdn", **cdn)
 
 
 def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
     """A scheduled container task; it may read and write the goal's bucket."""
     if d.intent.schedule is None:
         d.notes.append("job: no schedule given, once a day assumed.")
-    d.add(
-        "ecs_scheduled_task",
-        "job",
-        cpu=512,
-        memory_mb=1024,
-        run_minutes=15,
-        schedule=d.intent.schedule or "rate(1 day)",
-        log_retention_days=d.log_days,
-    )
+    for q in d.qualifiers("workload.batch"):
+        d.add(
+            "ecs_scheduled_task",
+            named(q, "job", "job"),
+            cpu=512,
+            memory_mb=1024,
+            run_minutes=15,
+            schedule=d.intent.schedule or "rate(1 day)",
+            log_retention_days=d.log_days,
+        )
     d.notes.append("job: each run takes about 15 minutes on 0.5 vCPU / 1 GiB.")
     del remaining
 
@@ -223,39 +292,47 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
             if d.prod and not d.lean:
                 index = max(index, 1)
             size = min(16_384, max(20, math.ceil(store.size_gb or 20)))
-            d.add(
-                "rds_postgres" if store.kind is D.POSTGRES else "rds_mysql",
-                "db",
-                instance_class=RDS_CLASSES[index],
-                allocated_storage_gb=size,
-                max_allocated_storage_gb=min(65_536, max(100, size * 2)),
-                multi_az=d.multi_az,
-                backup_retention_days=d.backup_days,
-                deletion_protection=d.prod,
-                allow_from=compute,
-            )
+            engine = "store.postgres" if store.kind is D.POSTGRES else "store.mysql"
+            for q in d.qualifiers(engine, "store.relational"):
+                d.add(
+                    "rds_postgres" if store.kind is D.POSTGRES else "rds_mysql",
+                    named(q, "db", "db"),
+                    instance_class=RDS_CLASSES[index],
+                    allocated_storage_gb=size,
+                    max_allocated_storage_gb=min(65_536, max(100, size * 2)),
+                    multi_az=d.multi_az,
+                    backup_retention_days=d.backup_days,
+                    deletion_protection=d.prod,
+                    allow_from=compute,
+                )
         elif store.kind is D.REDIS:
             node = cache_node_for(store.size_gb) or LARGEST_CACHE_NODE
-            d.add(
-                "elasticache_redis",
-                "cache",
-                node_type=node,
-                num_nodes=2 if d.multi_az else 1,
-                automatic_failover=d.multi_az,
-                allow_from=compute,
-                snapshot_retention_days=(
-                    max(MIN_BACKUP_DAYS, min(35, d.intent.backup_days or 0)) if d.backups else 1
-                ),
-            )
+            for q in d.qualifiers("store.redis"):
+                d.add(
+                    "elasticache_redis",
+                    named(q, "cache", "cache"),
+                    node_type=node,
+                    num_nodes=2 if d.multi_az else 1,
+                    automatic_failover=d.multi_az,
+                    allow_from=compute,
+                    snapshot_retention_days=(
+                        max(MIN_BACKUP_DAYS, min(35, d.intent.backup_days or 0)) if d.backups else 1
+                    ),
+                )
         elif store.kind is D.OBJECT_STORAGE:
-            name = d.bucket("objects", store.size_gb)
-            _grant(d, compute, {"component": name, "access": "read_write"})
+            for q in d.qualifiers("store.object_storage"):
+                name = d.bucket(named(q, "bucket", "objects"), store.size_gb)
+                _grant(d, compute, {"component": name, "access": "read_write"})
         else:
-            name = d.queue("queue")
-            _grant(d, compute, {"component": name, "access": "publish"})
-            if d.kind in CONTAINER_NAMES:
-                d.service("worker", 0, [{"component": name, "access": "consume"}])
-                d.notes.append(f"worker: consumes {name}, which the {d.kind} publishes to.")
+            qs = d.qualifiers("messaging.queue")
+            for q in qs:
+                name = d.queue(named(q, "queue", "queue"), share=len(qs))
+                _grant(d, compute, {"component": name, "access": "publish"})
+                if d.kind in CONTAINER_NAMES:
+                    worker = d.service(
+                        named(q, "worker", "worker"), 0, [{"component": name, "access": "consume"}]
+                    )
+                    d.notes.append(f"{worker}: consumes {name}, which the {d.kind} publishes to.")
 
 
 def _grant(d: Draft, compute: list[str], grant: dict[str, str]) -> None:
@@ -277,8 +354,9 @@ def network_and_alarms(d: Draft) -> None:
         for c in d.components
         for kind in _ALARMS.get(c.type, ())
     ]
-    if alarms:
-        d.add("cloudwatch_alarms", "alarms", alarms=alarms)
+    for start in range(0, len(alarms), MAX_ALARMS):
+        # A component holds at most MAX_ALARMS alarms: counted instances may need more.
+        d.add("cloudwatch_alarms", "alarms", alarms=alarms[start : start + MAX_ALARMS])
 
 
 _ALARMS: dict[str, tuple[AlarmKind, ...]] = {

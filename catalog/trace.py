@@ -29,6 +29,7 @@ from catalog.components import (
 )
 from catalog.reading import Reading
 from catalog.reading.capabilities import BY_NAME
+from catalog.rules import MAX_INSTANCES
 from catalog.sizing import CACHE_NODE_GIB, RPS_PER_VCPU
 from schemas.goal import Environment, GoalStatement
 from schemas.plan import Ask as AskModel
@@ -120,11 +121,40 @@ def _names(parsed: Sequence[tuple[Component, Params]], *types: str) -> tuple[str
     return tuple(c.name for c, _ in parsed if not types or c.type in types)
 
 
+def _counted(ask: Ask, instances: Sequence[str], what: str) -> Verdict | None:
+    """A count the design falls short of ("three queues" asked, one designed): unsupported,
+    naming what there is; None when the design has enough (or no count was asked)."""
+    count = ask.params.get("count")
+    if not isinstance(count, int) or isinstance(count, bool):
+        return None
+    distinct = list(dict.fromkeys(instances))
+    if len(distinct) >= count:
+        return None
+    return Verdict(
+        S.UNSUPPORTED,
+        tuple(distinct),
+        f"{count} {what} asked for, this design has {len(distinct)}"
+        + (f" ({', '.join(distinct)})" if distinct else "")
+        + f" (the catalog planner designs at most {MAX_INSTANCES} of one kind per goal): "
+        "lower the count, or split the goal.",
+    )
+
+
+def _met_count(ask: Ask, by: Sequence[str]) -> str | None:
+    count = ask.params.get("count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        return f"{count} asked for, {len(dict.fromkeys(by))} designed."
+    return None
+
+
 def _types(*types: str, missing: str) -> Callable[[Ask, GoalStatement, _Parsed], Verdict]:
     def check(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         found = _of(parsed, *types)
         if not found:
             return Verdict(S.UNSUPPORTED, note=f"Not in this design: {missing}.")
+        short = _counted(ask, [c.name for c, _ in found], missing.removeprefix("a ") + "s")
+        if short is not None:
+            return short
         size = ask.params.get("size_gb")
         sized_types = {"rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis"}
         if (
@@ -136,7 +166,8 @@ def _types(*types: str, missing: str) -> Callable[[Ask, GoalStatement, _Parsed],
             if not sized:
                 return Verdict(S.UNSUPPORTED, _names(found), f"Sized below the {size:g} GB asked.")
             return Verdict(S.MET, tuple(sized), f"Sized for {size:g} GB.")
-        return Verdict(S.MET, tuple(c.name for c, _ in found))
+        by = tuple(c.name for c, _ in found)
+        return Verdict(S.MET, by, _met_count(ask, by))
 
     return check
 
@@ -155,13 +186,20 @@ def _web(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     albs = [(c, p) for c, p in parsed if isinstance(p, AlbParams)]
     if not albs:
         return Verdict(S.UNSUPPORTED, note="Not in this design: a load-balanced service.")
-    return Verdict(S.MET, tuple(n for c, p in albs for n in (c.name, p.target)))
+    short = _counted(ask, [p.target for _, p in albs], "load-balanced services")
+    if short is not None:
+        return short
+    by = tuple(n for c, p in albs for n in (c.name, p.target))
+    return Verdict(S.MET, by, _met_count(ask, [p.target for _, p in albs]))
 
 
 def _static(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     cdns = [(c, p) for c, p in parsed if isinstance(p, CloudFrontParams)]
     if not cdns:
         return Verdict(S.UNSUPPORTED, note="Not in this design: a bucket behind a CDN.")
+    short = _counted(ask, [c.name for c, _ in cdns], "static sites")
+    if short is not None:
+        return short
     return Verdict(S.MET, tuple(n for c, p in cdns for n in (p.origin, c.name)))
 
 
@@ -174,7 +212,49 @@ def _consumer(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     ]
     if not by:
         return Verdict(S.UNSUPPORTED, note="Not in this design: a service consuming a queue.")
-    return Verdict(S.MET, tuple(n for pair in by for n in pair))
+    short = _counted(ask, [worker for worker, _ in by], "queue workers")
+    if short is not None:
+        return short
+    workers = [w for w, _ in by]
+    return Verdict(S.MET, tuple(n for pair in by for n in pair), _met_count(ask, workers))
+
+
+def _services(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+    found = _names(parsed, "ecs_service", "ec2_asg")
+    if not found:
+        return Verdict(S.UNSUPPORTED, note="Not in this design: a long-running service.")
+    short = _counted(ask, found, "services")
+    if short is not None:
+        return short
+    return Verdict(S.MET, found, _met_count(ask, found))
+
+
+def _capacity(
+    *types: str, missing: str, unit: str
+) -> Callable[[Ask, GoalStatement, _Parsed], Verdict]:
+    """Containers or instances counted ("six containers", "3 EC2 instances"): the tasks or
+    instances the services run, not the number of components."""
+    kinds = _types(*types, missing=missing)
+
+    def check(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+        count = ask.params.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            return kinds(ask, goal, parsed)
+        found = _of(parsed, *types)
+        running = sum(
+            p.desired_count if isinstance(p, EcsServiceParams)
+            else p.desired_capacity if isinstance(p, Ec2AsgParams)
+            else 1
+            for _, p in found
+        )  # fmt: skip
+        if not found:
+            return Verdict(S.UNSUPPORTED, note=f"Not in this design: {missing}.")
+        if running < count:
+            return Verdict(S.UNSUPPORTED, _names(found),
+                           f"{count} {unit} asked for, this design runs {running}.")  # fmt: skip
+        return Verdict(S.MET, _names(found), f"{running} {unit} run ({count} asked for).")
+
+    return check
 
 
 def _pipeline(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -402,8 +482,11 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "workload.queue_worker": _consumer,
     "workload.batch": _types("ecs_scheduled_task", missing="a scheduled task"),
     "workload.data_pipeline": _pipeline,
-    "compute.vm": _types("ec2_asg", missing="EC2 instances (used for web services and APIs)"),
-    "compute.container": _types("ecs_service", "ecs_scheduled_task", missing="a container"),
+    "compute.vm": _capacity("ec2_asg", missing="EC2 instances (used for web services and APIs)",
+                            unit="instances"),
+    "compute.container": _capacity("ecs_service", "ecs_scheduled_task", missing="a container",
+                                   unit="containers"),
+    "compute.service": _services,
     "store.postgres": _types("rds_postgres", missing="a PostgreSQL database"),
     "store.mysql": _types("rds_mysql", missing="a MySQL database"),
     "store.relational": _types("rds_postgres", "rds_mysql", missing="a relational database"),

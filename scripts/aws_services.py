@@ -68,15 +68,32 @@ def _lexicon() -> set[str]:
     return {w for w in vocab["model"]["vocab"] if w.isalpha()}
 
 
+def _english(word: str, words: set[str]) -> bool:
+    """A lexicon word, or a regular inflection of one ("invoicing", "payments", "billed")."""
+    w = word.lower()
+    if w in words or (w.isalpha() and w.endswith("ing") and len(w) > 6):
+        return True  # a gerund is a word ("Invoicing", "Pricing"), lexicon or not
+    for ending, added in (("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("s", ""),
+                          ("es", "")):  # fmt: skip
+        if w.endswith(ending) and len(w) > len(ending) + 2 and w[: -len(ending)] + added in words:
+            return True
+    return False
+
+
+def mark_common(rows: list[dict[str, object]], words: set[str]) -> None:
+    """Set each row's common_words: its names made only of English words."""
+    for row in rows:
+        names = {str(row["id"]), str(row["full_name"]), str(row.get("abbreviation", ""))}
+        plain = {n.removeprefix("Amazon ").removeprefix("AWS ").strip() for n in names if n}
+        row["common_words"] = sorted(
+            n for n in plain if n and all(_english(w, words) for w in n.split())
+        )
+
+
 def render() -> str:
     words = _lexicon()
     rows = services()
-    for row in rows:
-        names = {row["id"], row["full_name"], row.get("abbreviation", "")}
-        plain = {n.removeprefix("Amazon ").removeprefix("AWS ").strip() for n in names if n}
-        row["common_words"] = sorted(
-            n for n in plain if n and all(w.lower() in words for w in n.split())
-        )
+    mark_common(rows, words)
     body = {
         "source": f"botocore {botocore.__version__} data/*/service-2.json metadata",
         "services": rows,

@@ -49,7 +49,7 @@ class EmbeddingMatcher:
         self.threshold = threshold
         self.unsupported_margin = unsupported_margin
         self._lock = threading.Lock()
-        self._examples: tuple[list[str], npt.NDArray[np.float32]] | None = None
+        self._examples: _Examples | None = None
         self._supported = {c.name: c.supported for c in CAPABILITIES}
         self._seen: dict[str, list[tuple[str, float]]] = {}
         """Clauses already read (the design node and the planner read the same goal)."""
@@ -57,12 +57,14 @@ class EmbeddingMatcher:
     def match(self, clauses: Sequence[str]) -> list[list[tuple[str, float]]]:
         if not clauses:
             return []
-        labels, matrix = self._example_vectors()
+        examples = self._example_vectors()
         with self._lock:
             todo = list(dict.fromkeys(c for c in clauses if c not in self._seen))
         if todo:
-            similarities = self._embedder.encode(todo) @ matrix.T
-            picked = {c: self._pick(labels, row) for c, row in zip(todo, similarities, strict=True)}
+            # One batch through the model for all the goal's new clauses; then the best
+            # example per capability for every clause at once (reduceat over label groups).
+            best = examples.best(self._embedder.encode(todo))
+            picked = {c: self._pick(examples.names, row) for c, row in zip(todo, best, strict=True)}
             with self._lock:
                 if len(self._seen) + len(picked) > CACHE_SIZE:
                     self._seen.clear()
@@ -77,22 +79,12 @@ class EmbeddingMatcher:
 
     def scores(self, clauses: Sequence[str]) -> list[dict[str, float]]:
         """Best similarity per capability for each clause (for tuning the threshold)."""
-        labels, matrix = self._example_vectors()
-        similarities = self._embedder.encode(list(clauses)) @ matrix.T
-        out: list[dict[str, float]] = []
-        for row in similarities:
-            best: dict[str, float] = {}
-            for label, value in zip(labels, row.tolist(), strict=True):
-                best[label] = max(best.get(label, -1.0), value)
-            out.append(best)
-        return out
+        examples = self._example_vectors()
+        best = examples.best(self._embedder.encode(list(clauses)))
+        return [dict(zip(examples.names, row.tolist(), strict=True)) for row in best]
 
-    def _pick(self, labels: list[str], row: npt.NDArray[np.float32]) -> list[tuple[str, float]]:
-        best: dict[str, float] = {}
-        for label, value in zip(labels, row.tolist(), strict=True):
-            if value > best.get(label, -1.0):
-                best[label] = value
-        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
+    def _pick(self, names: list[str], row: npt.NDArray[np.float32]) -> list[tuple[str, float]]:
+        ranked = sorted(zip(names, row.tolist(), strict=True), key=lambda kv: kv[1], reverse=True)
         if not ranked or ranked[0][0] == NONE:
             return []
         top = ranked[0][1]
@@ -106,15 +98,43 @@ class EmbeddingMatcher:
                 picked.append((name, score))
         return picked
 
-    def _example_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+    def _example_vectors(self) -> _Examples:
         with self._lock:
             if self._examples is None:
-                labels = [c.name for c in CAPABILITIES for _ in c.examples]
-                texts = [e for c in CAPABILITIES for e in c.examples]
-                labels += [NONE] * len(NON_REQUIREMENTS)
-                texts += list(NON_REQUIREMENTS)
-                self._examples = (labels, self._embedder.encode(texts))
+                groups = [(c.name, list(c.examples)) for c in CAPABILITIES if c.examples]
+                groups.append((NONE, list(NON_REQUIREMENTS)))
+                texts = [e for _, examples in groups for e in examples]
+                starts, at = [], 0
+                for _, examples in groups:
+                    starts.append(at)
+                    at += len(examples)
+                self._examples = _Examples(
+                    [name for name, _ in groups], self._embedder.encode(texts), starts
+                )
             return self._examples
+
+
+class _Examples:
+    """The capability set's example vectors (embedded once per matcher), grouped by
+    capability so a clause's best example per capability is one matrix product and one
+    reduceat."""
+
+    def __init__(
+        self, names: list[str], matrix: npt.NDArray[np.float32], starts: list[int]
+    ) -> None:
+        import numpy as np
+
+        self.names = names
+        self._transposed = np.ascontiguousarray(matrix.T)
+        self._starts = np.asarray(starts, dtype=np.intp)
+
+    def best(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """(clauses, capabilities): each clause's best similarity to each capability."""
+        import numpy as np
+
+        similarities = vectors @ self._transposed
+        best: npt.NDArray[np.float32] = np.maximum.reduceat(similarities, self._starts, axis=1)
+        return best
 
 
 class WordPieceLexicon:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -32,8 +32,16 @@ from catalog.reading.capabilities import (
     REFUSALS,
     SERVICE_TO_CAPABILITY,
 )
+from catalog.reading.counts import (
+    COUNTABLE,
+    combine,
+    counted,
+    is_plural,
+    noun_end,
+    service_mentions,
+)
 from catalog.reading.services import service_index
-from catalog.reading.typos import Vocabulary, correct
+from catalog.reading.typos import Corrected, Vocabulary, correct
 from schemas.goal import Availability, GoalStatement
 
 MAX_TEXT = 20_000
@@ -96,30 +104,63 @@ _CLAUSE = re.compile(r"[^.!?;\n,:()]+")
 
 
 def read_goal(goal: GoalStatement, aids: ReadingAids | None = None) -> Reading:
-    """Every ask of `goal`: structured fields first, then the description (and title)."""
+    """Every ask of `goal`: structured fields first, then the description (and title).
+
+    The clauses of the description and the title that rules left unread go to the matcher
+    by meaning together, in one call (one batch through the model per goal)."""
     aids = aids or ReadingAids()
     text = goal.description[:MAX_TEXT]
-    hits, fixes = _read_text(text, aids)
-    title_hits, title_fixes = _read_text(goal.title, aids)
+    body, title = _rule_pass(text, aids), _rule_pass(goal.title, aids)
+    if aids.meaning is not None:
+        clauses = [*_open_clauses(body), *_open_clauses(title)][:MAX_CLAUSES]
+        if clauses:
+            results = aids.meaning.match([c.text for c in clauses])
+            for clause, matches in zip(clauses, results, strict=True):
+                clause.owner.hits += _meaning_hits(clause, matches)
+    hits, title_hits = _finish_pass(body), _finish_pass(title)
     asks = _merge(goal, text, hits, title_hits)
-    return Reading(tuple(asks), fixes + title_fixes)
+    return Reading(tuple(asks), body.corrected.fixes + title.corrected.fixes)
 
 
 # -- the text --------------------------------------------------------------------------------
 
 
-def _read_text(original: str, aids: ReadingAids) -> tuple[list[_Hit], tuple[tuple[str, str], ...]]:
+@dataclass
+class _Pass:
+    """One text being read: its typo-corrected form and the hits so far."""
+
+    corrected: Corrected
+    hits: list[_Hit]
+
+    @property
+    def text(self) -> str:
+        return self.corrected.text
+
+
+@dataclass(frozen=True)
+class _Clause:
+    owner: _Pass
+    start: int
+    end: int
+    text: str
+
+
+def _rule_pass(original: str, aids: ReadingAids) -> _Pass:
     lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in original)
     corrected = correct(lower, _closest, _vocabulary().words, aids.known_word)
     text = corrected.text
     hits = [*_pattern_hits(text), *_refusals(text), *_services(text, lower, original, corrected)]
     hits += _quantities(text, original if len(original) == len(text) else text)
-    if aids.meaning is not None:
-        hits += _by_meaning(text, hits, aids.meaning)
-    hits = [h for h in _resolve(hits) if not _negated(text, h)]
+    return _Pass(corrected, hits)
+
+
+def _finish_pass(p: _Pass) -> list[_Hit]:
+    text = p.text
+    hits = [h for h in _resolve(p.hits) if not _negated(text, h)]
+    hits += _counts(text, hits)
     for h in hits:
-        h.start, h.end = corrected.original(h.start), corrected.original(h.end)
-    return hits, corrected.fixes
+        h.start, h.end = p.corrected.original(h.start), p.corrected.original(h.end)
+    return hits
 
 
 def _pattern_hits(text: str) -> Iterator[_Hit]:
@@ -197,27 +238,61 @@ def _region_names(text: str) -> Iterator[_Hit]:
             yield _Hit("region", m.start() + len(m.group(1)) + 1, m.end(), {"region": code})
 
 
-def _by_meaning(text: str, hits: list[_Hit], matcher: MeaningMatcher) -> list[_Hit]:
-    clauses = [
-        (m.start(), m.end())
+def _open_clauses(p: _Pass) -> list[_Clause]:
+    """Clauses of three words or more that rules did not already mostly read."""
+    text = p.text
+    return [
+        _Clause(p, m.start(), m.end(), text[m.start() : m.end()].strip())
         for m in _CLAUSE.finditer(text)
-        if len(m.group(0).split()) >= 3 and not _covered(hits, m.start(), m.end())
-    ][:MAX_CLAUSES]
-    if not clauses:
-        return []
+        if len(m.group(0).split()) >= 3 and not _covered(p.hits, m.start(), m.end())
+    ]
+
+
+def _meaning_hits(clause: _Clause, matches: list[tuple[str, float]]) -> list[_Hit]:
+    text, start, end = clause.owner.text, clause.start, clause.end
+    ruled = {h.name for h in clause.owner.hits if start <= h.start < end and h.score == 1.0}
+    kinds_ruled = any(n.startswith("workload.") for n in ruled)
     found: list[_Hit] = []
-    results = matcher.match([text[a:b].strip() for a, b in clauses])
-    for (start, end), matches in zip(clauses, results, strict=True):
-        ruled = {h.name for h in hits if start <= h.start < end}
-        kinds_ruled = any(n.startswith("workload.") for n in ruled)
-        for name, score in matches:
-            if name in ruled or (name.startswith("workload.") and kinds_ruled):
-                continue
-            if name not in BY_NAME:
-                continue
-            lead = len(text[start:end]) - len(text[start:end].lstrip())
-            found.append(_Hit(name, start + lead, end, score=round(score, 3)))
+    for name, score in matches:
+        if name in ruled or (name.startswith("workload.") and kinds_ruled):
+            continue
+        if name not in BY_NAME:
+            continue
+        lead = len(text[start:end]) - len(text[start:end].lstrip())
+        found.append(_Hit(name, start + lead, end, score=round(score, 3)))
     return found
+
+
+def _counts(text: str, hits: list[_Hit]) -> list[_Hit]:
+    """Counts and instance names on the mentions of countable capabilities (in place), and
+    a `compute.service` hit for "three services" that names no kind."""
+    covered = [(h.start, h.end) for h in hits if h.score == 1.0]
+    for h in hits:
+        if h.name in COUNTABLE and h.score == 1.0:
+            end = noun_end(text, h.start, h.end)
+            if end is not None:
+                # A word another capability read never names an instance ("private"); one
+                # of the same capability may ("the archive bucket", "the uploads bucket").
+                others = [(o.start, o.end) for o in hits if o.score == 1.0 and o.name != h.name]
+                _set_count(h, text, others, end)
+    found: list[_Hit] = []
+    for start, end in service_mentions(text):
+        if any(o.start <= start < o.end for o in hits if o.score == 1.0):
+            continue
+        h = _Hit("compute.service", start, end)
+        _set_count(h, text, covered, end)
+        if "count" in h.params or "," in str(h.params.get("names", "")):
+            found.append(h)
+    return found
+
+
+def _set_count(h: _Hit, text: str, covered: list[tuple[int, int]], end: int) -> None:
+    """`end`: where the counted noun ends ("nightly" is counted as "nightly jobs")."""
+    c = counted(text, h.start, end, covered, plural=is_plural(text[h.start : end]))
+    if c.count is not None and c.count >= 2:
+        h.params["count"] = c.count
+    if c.names:
+        h.params["names"] = ",".join(c.names)
 
 
 def _covered(hits: list[_Hit], start: int, end: int) -> bool:
@@ -234,7 +309,13 @@ def _resolve(hits: list[_Hit]) -> list[_Hit]:
     also a "website"; "NoSQL database" is not a relational one)."""
     capability_hits = [h for h in hits if h.score == 1.0 and not h.name.startswith("aws.")]
     kept: list[_Hit] = []
+    stored = [h for h in capability_hits if h.name == "store.object_storage"]
     for h in hits:
+        if h.name in ("schedule", "workload.batch") and any(
+            o.start <= h.start and h.end <= o.end and o.end - o.start > h.end - h.start
+            for o in stored
+        ):
+            continue  # "keep our nightly dumps": the schedule describes what is stored
         if h.name in _QUANTITY_NAMES:
             kept.append(h)
             continue
@@ -293,7 +374,11 @@ def _merge(goal: GoalStatement, text: str, hits: list[_Hit], title_hits: list[_H
     for h in sorted(hits, key=lambda h: h.start):
         _add(asks, _text_ask(text, h), goal)
     if "store.relational" in asks and ("store.postgres" in asks or "store.mysql" in asks):
-        del asks["store.relational"]  # "a PostgreSQL database" names the engine
+        # "a PostgreSQL database" names the engine (and "two databases, both Postgres" the
+        # count of that engine's databases).
+        relational = asks.pop("store.relational")
+        engine = "store.postgres" if "store.postgres" in asks else "store.mysql"
+        _add(asks, _counts_only(asks[engine], relational), goal)
     schedule = asks.get("schedule")
     if schedule is not None and not any(n.startswith("workload.") for n in asks):
         # Something runs on a schedule and no workload is named: a scheduled job.
@@ -302,8 +387,31 @@ def _merge(goal: GoalStatement, text: str, hits: list[_Hit], title_hits: list[_H
     for h in title_hits:
         if h.name in _QUANTITY_NAMES or h.name in asks:
             continue
+        h.params.pop("count", None)
+        h.params.pop("names", None)
         _add(asks, _ask(h, AskSource(text=goal.title[h.start : h.end], field="title")), goal)
-    return list(asks.values())
+    return [_settle_count(a) for a in asks.values()]
+
+
+def _counts_only(target: Ask, other: Ask) -> Ask:
+    """`target` with `other`'s count and names (the rest of `other` is not carried over)."""
+    params = {k: v for k, v in other.params.items() if k in ("count", "names")}
+    return replace(target, params=params) if params else target
+
+
+def _settle_count(ask: Ask) -> Ask:
+    """count = the larger of the number read and the names given; both dropped below two
+    (one instance is what the planner designs anyway)."""
+    if ask.name not in COUNTABLE or ("count" not in ask.params and "names" not in ask.params):
+        return ask
+    params = dict(ask.params)
+    names = [n for n in str(params.pop("names", "")).split(",") if n]
+    count = max(int(params.pop("count", 0) or 0), len(names))
+    if count >= 2:
+        params["count"] = count
+        if len(names) >= 2:
+            params["names"] = ",".join(names)
+    return replace(ask, params=params)
 
 
 def _attach_sizes(hits: list[_Hit]) -> None:
@@ -368,9 +476,30 @@ def _add(asks: dict[str, Ask], ask: Ask, goal: GoalStatement) -> None:
                 f"The description says {theirs} ('{ask.source.text}'); the field ({ours}) wins."
             )
         return
+    if ask.name in COUNTABLE and ("count" in ask.params or "names" in ask.params):
+        current = _with_counts(current, ask)
+        asks[ask.name] = current
     missing = {k: v for k, v in ask.params.items() if k not in current.params}
     if missing:
         asks[ask.name] = current.with_params(**missing)
+
+
+def _with_counts(current: Ask, ask: Ask) -> Ask:
+    """Two mentions of one capability: the larger count, the union of the names ("a billing
+    queue and a shipping queue")."""
+
+    def parts(a: Ask) -> tuple[int | None, tuple[str, ...]]:
+        count = a.params.get("count")
+        names = tuple(n for n in str(a.params.get("names", "")).split(",") if n)
+        return (int(count) if isinstance(count, int | float) else None), names
+
+    count, names = combine(*parts(current), *parts(ask))
+    params: dict[str, ParamValue] = {}
+    if count is not None:
+        params["count"] = count
+    if names:
+        params["names"] = ",".join(names)
+    return current.with_params(**params)
 
 
 def _close(a: ParamValue, b: ParamValue | None) -> bool:
@@ -445,6 +574,8 @@ def _vocabulary() -> Vocabulary:
     for pattern in patterns:
         plain = re.sub(r"\\[a-zA-Z]", " ", pattern)  # \b, \w, \s: not letters of a word
         words.update(re.findall(r"(?<![a-z\]])[a-z]{5,}(?![a-z\[(?{])", plain))
+        for stem in re.findall(r"(?<![a-z\]])([a-z]{4,})(?:s|es)\?", plain):
+            words.update((stem, stem + "s", stem + "es"))  # "consumers?": both forms
     for key in service_index().names:
         words.update(w for w in key.split() if w.isalpha() and len(w) >= 6)
     words.update(
@@ -503,6 +634,10 @@ def _vocabulary() -> Vocabulary:
             "pipeline",
             "function",
             "functions",
+            "email",
+            "emails",
+            "consumer",
+            "consumers",
         ]
     )
     return Vocabulary.of(words)

@@ -48,6 +48,8 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"brochure(ware)?( web)?( ?site)?",
             r"html (files|pages)( only)?",
             r"(site|page)s? statiques?",
+            r"sites? vitrines?",
+            r"(site|page)s? (vitrine |web )?statiques?",
             r"statische (web)?seiten?",
             r"statische website",
             r"sitios? (web )?est[aá]ticos?",
@@ -244,6 +246,14 @@ CAPABILITIES: tuple[Capability, ...] = (
         services=("ecs",),
     ),
     Capability(
+        "compute.service",
+        "long-running services",
+        CAP,
+        True,
+        # Read only with a count or names ("three services", "services: users and orders"),
+        # by catalog/reading/counts.py: one service is what every workload has anyway.
+    ),
+    Capability(
         "compute.serverless",
         "serverless functions (Lambda)",
         CAP,
@@ -361,8 +371,10 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"objektspeicher",
             r"almacenamiento de (objetos|archivos)",
             r"armazenamento de (objetos|arquivos)",
-            r"\b(store|keep|archive|save)s? (the |our |all )?(files|images|photos|videos|documents|"
-            r"pdfs|backups|logs|exports|reports|artifacts|assets|media)\b",
+            r"\b(store|keep|archive|save|ship|dump|upload|put|drop)s? (the |our |all |my |their )?"
+            r"([\w-]+ ){0,2}(files|images|photos|pictures|videos|documents|pdfs|backups|logs|"
+            r"exports|reports|artifacts|assets|media|dumps|attachments|recordings|invoices)\b",
+            r"\b(database|db|sql) (dumps?|exports?|backup files)\b",
             r"\barchive\b",
             r"\bcompartiment\b|\bcubo\b",
         ),
@@ -786,6 +798,8 @@ CAPABILITIES: tuple[Capability, ...] = (
             r"\bprivate(ly)?\b|internal[- ]only|"
             r"not (be )?(publicly|public)|no public (access|ip)|(not|never) (exposed|reachable) "
             r"(to|from) the internet|priv[ée]e?s?\b|privad[oa]s?",
+            r"(nothing|none of it|no part|not|never)( \w+){0,2} (exposed|reachable|accessible|open)"
+            r" (publicly|to the (public|internet)|from the (public )?internet|on the internet)",
         ),
         ("nothing should be reachable from the internet except the website",),
     ),

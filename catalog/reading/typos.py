@@ -139,6 +139,17 @@ class Corrected:
         return pos + (self._shifts[i - 1] if i else 0)
 
 
+def _inflected(word: str, vocabulary: frozenset[str]) -> bool:
+    """A plural or other regular inflection of a vocabulary word ("services", "payments",
+    "buckets") is that word, not a typo of a neighbour."""
+    for ending in ("s", "es", "ed", "ing"):
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and stem in vocabulary and not stem.endswith("s"):
+            return True  # ("postgress" is a typo of "postgres", not its plural)
+    # "stored", "scheduled", "cached": a verb ending in e, inflected.
+    return word.endswith(("d", "r")) and word[:-1] in vocabulary and word[-2] == "e"
+
+
 def correct(
     lower: str,
     closest: Callable[[str], str | None],
@@ -154,6 +165,8 @@ def correct(
     for m in _WORD.finditer(lower):
         word = m.group(0)
         if word in vocabulary or word in _PLAIN or (known is not None and known(word)):
+            continue
+        if _inflected(word, vocabulary):
             continue
         fix = closest(word)
         if fix is None:
