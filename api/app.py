@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     _guard(app, settings)
+    app.state.slack = slack.SlackRuntime()
     # /v1 needs a bearer token (when tokens are configured); /slack verifies Slack's signature.
     for router in (goals.router, runs.router, audit.router, stacks.router):
         app.include_router(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,14 @@ class GuardResult:
     """sha256 over the configuration files that were checked (name and content)."""
 
 
-_passed: dict[str, str] = {}
-"""Directory -> digest of the configuration last found clean (parsing is the slow part)."""
+def check_workspace(directory: Path, passed: MutableMapping[str, str] | None = None) -> GuardResult:
+    """Raise WorkspaceRefusedError unless every configuration file in `directory` is allowed.
 
-
-def check_workspace(directory: Path) -> GuardResult:
-    """Raise WorkspaceRefusedError unless every configuration file in `directory` is allowed."""
+    `passed` (directory -> digest of the configuration last found clean) skips parsing a
+    workspace again when its files have not changed since (parsing is the slow part); the
+    terraform runner keeps one for its own commands."""
+    if passed is None:
+        passed = {}
     files = sorted(p for p in directory.iterdir() if p.is_file() and _is_config(p.name))
     digest = hashlib.sha256()
     texts: dict[str, str] = {}
@@ -71,7 +73,7 @@ def check_workspace(directory: Path) -> GuardResult:
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
         texts[path.name] = raw.decode("utf-8", errors="replace")
     result = GuardResult(files=tuple(texts), digest=digest.hexdigest())
-    if _passed.get(str(directory)) == result.digest:
+    if passed.get(str(directory)) == result.digest:
         return result
     for name, text in texts.items():
         if name.endswith(".json"):
@@ -85,7 +87,7 @@ def check_workspace(directory: Path) -> GuardResult:
                 name, None, "file", f"cannot be parsed, so it cannot be checked: {exc}"
             ) from exc
         _check_document(name, doc)
-    _passed[str(directory)] = result.digest
+    passed[str(directory)] = result.digest
     return result
 
 

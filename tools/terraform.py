@@ -125,6 +125,8 @@ class TerraformRunner:
         self.apply_timeout_s = apply_timeout_s
         self._base_env = dict(env)
         self._configured = False
+        self._guarded: dict[str, str] = {}
+        """Workspaces the pre-plan guard found clean, by digest (check_workspace's memory)."""
         self._init_lock = asyncio.Lock()
         self._lock_file_lock = asyncio.Lock()
         self._version: tuple[tuple[Path, float], dict[str, Any]] | None = None
@@ -205,7 +207,7 @@ class TerraformRunner:
         binary = self.check()
         self._ensure_cli_config()
         if step is not None:
-            check_workspace(cwd)
+            check_workspace(cwd, self._guarded)
 
         with _step_log(cwd, step) as log:
 
@@ -378,7 +380,9 @@ class TerraformRunner:
         if backend_config:
             args.append("-reconfigure")
             args += [f"-backend-config={k}={v}" for k, v in sorted(backend_config.items())]
-        check_workspace(workdir)  # before any terraform process, the lock file's included
+        check_workspace(
+            workdir, self._guarded
+        )  # before any terraform process, the lock file's included
         await self._write_lock_file(workdir)
         async with self._plugin_cache_lock():
             result = await self._run(args, workdir, self.plan_timeout_s, progress, step="init")

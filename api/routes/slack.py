@@ -33,8 +33,9 @@ import functools
 import hashlib
 import logging
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
@@ -74,8 +75,24 @@ router = APIRouter(prefix="/slack", tags=["slack"])
 #: the outcome to follow (Slack allows 3 s; the rest is margin for the network).
 ACK_BUDGET_S = 2.0
 
-#: Outcomes still being worked on after the acknowledgement (kept so they are not collected).
-_pending: set[asyncio.Task[None]] = set()
+
+class SlackRuntime:
+    """What the Slack routes keep between requests, owned by the app (`app.state.slack`, made
+    by `create_app`) rather than by this module: the outcomes still being worked on after the
+    acknowledgement (held so they are not collected) and the last few diagram conversions
+    (Slack's proxy may fetch an image more than once)."""
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Task[None]] = set()
+        self.to_png = functools.lru_cache(maxsize=16)(svg_to_png)
+
+
+def get_slack_runtime(request: Request) -> SlackRuntime:
+    runtime: SlackRuntime = request.app.state.slack
+    return runtime
+
+
+SlackRuntimeDep = Annotated[SlackRuntime, Depends(get_slack_runtime)]
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
     400: {
@@ -90,9 +107,6 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 #: How long Slack (and any cache between) may keep a diagram image before asking again.
 DIAGRAM_MAX_AGE_S = 3600
-
-#: The last few conversions (Slack's proxy may fetch an image more than once).
-_to_png = functools.lru_cache(maxsize=16)(svg_to_png)
 
 
 def _error(code: int, error: str, message: str) -> JSONResponse:
@@ -192,14 +206,18 @@ async def _answer_later(services: Services, command: GateCommand, work: asyncio.
         logger.warning("could not answer Slack user %s: %s", command.user_id, exc)
 
 
-def _in_background(services: Services, command: GateCommand, work: asyncio.Task[str]) -> None:
+def _in_background(
+    runtime: SlackRuntime, services: Services, command: GateCommand, work: asyncio.Task[str]
+) -> None:
     task = asyncio.create_task(_answer_later(services, command, work))
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+    runtime.pending.add(task)
+    task.add_done_callback(runtime.pending.discard)
 
 
 @router.post("/commands", responses=_RESPONSES)
-async def slash_command(request: Request, services: ServicesDep) -> Response:
+async def slash_command(
+    request: Request, services: ServicesDep, runtime: SlackRuntimeDep
+) -> Response:
     """`/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`,
     `/cancel RUN_ID [reason]`."""
     loop = asyncio.get_running_loop()
@@ -218,12 +236,14 @@ async def slash_command(request: Request, services: ServicesDep) -> Response:
     done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
     if work in done:
         return _ephemeral(work.result())
-    _in_background(services, parsed, work)
+    _in_background(runtime, services, parsed, work)
     return _ephemeral(f"Working on `{parsed.action.value} {parsed.run_id}`; the outcome follows.")
 
 
 @router.post("/interactions", responses=_RESPONSES)
-async def interaction(request: Request, services: ServicesDep) -> Response:
+async def interaction(
+    request: Request, services: ServicesDep, runtime: SlackRuntimeDep
+) -> Response:
     """The Approve / Reject buttons of a run's gate message."""
     checked = await _check(request, services)
     if isinstance(checked, Response):
@@ -232,7 +252,7 @@ async def interaction(request: Request, services: ServicesDep) -> Response:
     if isinstance(parsed, Malformed):
         return _malformed(parsed)
     if isinstance(parsed, GateCommand):
-        _in_background(services, parsed, asyncio.create_task(outcome(services, parsed)))
+        _in_background(runtime, services, parsed, asyncio.create_task(outcome(services, parsed)))
     return Response(status_code=status.HTTP_200_OK)
 
 
@@ -249,7 +269,13 @@ async def interaction(request: Request, services: ServicesDep) -> Response:
         },
     },
 )
-async def diagram(run_id: str, services: ServicesDep, request: Request, sig: str = "") -> Response:
+async def diagram(
+    run_id: str,
+    services: ServicesDep,
+    runtime: SlackRuntimeDep,
+    request: Request,
+    sig: str = "",
+) -> Response:
     """The run's architecture diagram as a PNG, for the image in its gate message.
 
     No credentials (Slack fetches it as is); `sig` is the HMAC that came in the message."""
@@ -284,7 +310,7 @@ async def diagram(run_id: str, services: ServicesDep, request: Request, sig: str
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     try:
-        png: DiagramPng = await asyncio.to_thread(_to_png, plan.diagram_svg)
+        png: DiagramPng = await asyncio.to_thread(runtime.to_png, plan.diagram_svg)
     except DiagramRenderError as exc:
         logger.warning("diagram of run %s not converted: %s", run_id, exc)
         return _error(
