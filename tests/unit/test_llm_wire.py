@@ -11,7 +11,7 @@ import pytest
 from catalog.design import DesignProposal
 from crew.errors import ToolNotFoundError
 from nodes.planners.llm import design_wire_schema
-from tools.llama_server import cpu_has_avx512, local_model
+from tools.llama_server import cpu_has_avx512, installed_models, local_model
 from tools.llm import parse_reply, wire_schema
 
 DESIGN = {
@@ -81,3 +81,25 @@ def test_avx512_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
     assert not cpu_has_avx512(info)
     assert not cpu_has_avx512(tmp_path / "absent")
+
+
+def test_the_local_model_is_chosen_by_alias(tmp_path: Path) -> None:
+    for name in ("server/llama-server", "small.gguf", "big.gguf"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    layout = {"server": "server/llama-server", "lib_dir": "server", "portable_cpu": True}
+    # a layout of before the 1.5B option: one model, no `models`
+    (tmp_path / "model.json").write_text(
+        json.dumps({**layout, "model": "small.gguf", "alias": "qwen2.5-coder-0.5b"})
+    )
+    assert local_model(tmp_path).model == tmp_path / "small.gguf"
+    models = {"qwen2.5-coder-1.5b": "big.gguf", "qwen2.5-coder-0.5b": "small.gguf"}
+    (tmp_path / "model.json").write_text(json.dumps({**layout, "models": models}))
+    assert installed_models(tmp_path) == {a: tmp_path / f for a, f in models.items()}
+    assert local_model(tmp_path).alias == "qwen2.5-coder-0.5b"  # the default, whatever order
+    big = local_model(tmp_path, alias="qwen2.5-coder-1.5b")
+    assert (big.alias, big.model) == ("qwen2.5-coder-1.5b", tmp_path / "big.gguf")
+    del models["qwen2.5-coder-1.5b"]
+    (tmp_path / "model.json").write_text(json.dumps({**layout, "models": models}))
+    with pytest.raises(ToolNotFoundError, match=r"run scripts/local-llm --model 1.5b"):
+        local_model(tmp_path, alias="qwen2.5-coder-1.5b")
