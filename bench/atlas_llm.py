@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import sys
 import time
@@ -170,8 +171,10 @@ async def run_planner(
     async def one(case: Case) -> Row:
         async with gate:
             row = await design_one(case, planner, label, aids)
-        print(f"  {label} {case.id}: {row.outcome} in {row.seconds:.1f} s, "
-              f"{row.attempts} attempt(s)", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"  {label} {case.id}: {row.outcome} in {row.seconds:.1f} s, {row.attempts} "
+              f"attempt(s), tokens {row.prompt_tokens}/{row.completion_tokens}, asks "
+              f"{row.statuses} dropped {row.dropped}, rejected {row.rejected}",
+              file=sys.stderr, flush=True)  # fmt: skip
         return row
 
     return Summary(label, list(await asyncio.gather(*(one(c) for c in cases))))
@@ -284,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="write each LLM design (PlanSpec or DesignBlocked, with its "
                         "provenance) to DIR/MODEL/GOAL.json")  # fmt: skip
     args = parser.parse_args(argv)
+    # `kill` stops the run like Ctrl-C: the local server's process group goes with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if any(size not in SIZES for size in args.local):
         parser.error(f"--local takes {', '.join(SIZES)}")
     if args.base_url and not args.model:
