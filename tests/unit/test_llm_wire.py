@@ -11,9 +11,13 @@ import pytest
 from catalog.design import DesignProposal
 from crew.errors import ToolNotFoundError
 from nodes.planners.llm import design_wire_schema
+from schemas.plan import PlanSpec
+from tests.unit.support import ARTIFACT_EXAMPLES
+from tests.unit.test_contracts import schema_validator
 from tools.llama_server import cpu_has_avx512, installed_models, local_model
 from tools.llm import parse_reply, wire_schema
 
+REJECTED_THEN_FIXED = ARTIFACT_EXAMPLES / "llm" / "PlanSpec-rejected-then-fixed.json"
 DESIGN = {
     "summary": "One bucket.",
     "rationale": "Storage only.",
@@ -103,3 +107,23 @@ def test_the_local_model_is_chosen_by_alias(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps({**layout, "models": models}))
     with pytest.raises(ToolNotFoundError, match=r"run scripts/local-llm --model 1.5b"):
         local_model(tmp_path, alias="qwen2.5-coder-1.5b")
+
+
+def test_the_real_rejected_then_fixed_example_is_a_canonical_plan() -> None:
+    """examples/artifacts/llm/: what the 0.5B model did with a goal (the real-model test
+    reproduces it): its first answer rejected with the problems, the retry accepted."""
+    doc = json.loads(REJECTED_THEN_FIXED.read_text(encoding="utf-8"))
+    plan = PlanSpec.model_validate(doc)
+    assert plan.model_dump(mode="json") == doc
+    schema_validator("PlanSpec").validate(doc)
+    provenance = plan.provenance
+    assert provenance is not None
+    assert (provenance.planner, provenance.model) == ("llm", "qwen2.5-coder-0.5b")
+    assert (provenance.attempts, provenance.output_method) == (2, "json_schema")
+    (rejected,) = provenance.rejected
+    assert rejected.attempt == 1
+    assert rejected.problems
+    # the rejected answer parsed as JSON: the model's design, not a transport failure
+    assert json.loads(rejected.answer)["components"] != [
+        c.model_dump(mode="json") for c in plan.components
+    ]

@@ -76,7 +76,7 @@ def test_past_plans_go_in_as_data_with_their_outcome(example_plan: PlanSpec) -> 
     assert entry["components"] == [{"type": "s3_bucket", "name": "objects"}]
 
 
-def test_feedback_lists_each_problem_and_echoes_the_answer_as_data() -> None:
+def test_feedback_lists_each_problem_after_the_answer_as_the_models_turn() -> None:
     problems = [
         Problem(
             ProblemCode.MULTI_AZ,
@@ -91,14 +91,15 @@ def test_feedback_lists_each_problem_and_echoes_the_answer_as_data() -> None:
             "drop 'x'",
         ),
     ]
-    role, text = feedback_prompt(
-        2, problems, '{"components": [{"type": "iam_user", "name": "<x>"}]}'
-    )
+    answer = '{"components": [{"type": "iam_user", "name": "<x>"}]}'
+    (own, answered), (role, text) = feedback_prompt(2, problems, answer)
+    # the answer goes back as the model's own turn, as it was (what the server's cache holds)
+    assert (own, answered) == ("assistant", answer)
     assert role == "user"
     assert "attempt 2" in text
     assert "- components.db.params.multi_az: db: prod needs it. Fix: set multi_az true." in text
     assert "- components.x.type: 'iam_user' is not in the catalog. Fix: drop 'x'." in text
-    assert "\\u003cx>" in text
+    assert answer not in text
 
 
 # -- signals -----------------------------------------------------------------------------------
