@@ -236,7 +236,7 @@ def render(summaries: list[Summary], cases: list[Case]) -> str:
              f"{expected} expected asks", "", head]  # fmt: skip
     for s in summaries:
         d = s.line()
-        first = f"{d['valid_first_try']}/{d['asked']}" if d["asked"] else "1st=only"
+        first = f"{d['valid_first_try']}/{d['asked']}" if d["asked"] else "-"
         lines.append(
             f"{d['planner']:<36}{d['met']:>5}{d['refused']:>7}{d['unsupported']:>7}"
             f"{d['assumed']:>7}{d['dropped']:>8}{d['wrong']:>6}{d['plans']:>6}{d['blocked']:>7}"

@@ -84,10 +84,13 @@ def local_model(root: Path | None = None, alias: str | None = None) -> LocalMode
     if alias is None:
         alias = next((a for a in MODELS if a in models), next(iter(models)))
     if alias not in models:
-        size = alias.rsplit("-", 1)[-1]
+        fix = (
+            f"run scripts/local-llm --model {alias.rsplit('-', 1)[-1]}"
+            if alias in MODELS
+            else f"scripts/local-llm installs {' and '.join(MODELS)}"
+        )
         raise ToolNotFoundError(
-            f"the local model '{alias}' is not installed (installed: {', '.join(models)}); "
-            f"run scripts/local-llm --model {size}"
+            f"the local model '{alias}' is not installed (installed: {', '.join(models)}); {fix}"
         )
     model = LocalModel(
         server=base / data["server"],

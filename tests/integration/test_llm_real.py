@@ -5,21 +5,22 @@ the same binary and CPU backend).
 
 Everything is the product path: the wire schema llama.cpp's grammar converter must accept
 (the bug this file guards: HTTP 400 "failed to parse grammar"), structured output through
-langchain-openai, parsing, catalog validation, the trace of the goal's asks, the retry with
-the problems fed back, token counts in provenance and in the /metrics exposition.
+langchain-openai, parsing, catalog validation, the trace of the goal's asks, token counts in
+provenance and in the /metrics exposition; a rejected answer, if the model gives one, goes back
+with its problems and is recorded with them.
 
-One goal, chosen because this model's first answer to it is rejected and its retry passes
-(`python -m bench.atlas_llm --local 0.5b --rows` lists such goals; the run is kept as
-examples/artifacts/llm/PlanSpec-rejected-then-fixed.json): one request chain covers both the
-first-try path and the retry path. What it costs, on two shared cores, is the tokens: about
-1,100 prompt tokens (the system rules are the prefix llama-server's slot keeps, so the retry
-only pays for its feedback) and a few hundred answer tokens capped at 512. Measured wall time
-is in the report of issue 19, never asserted here.
+What it costs is tokens, so the request is the cheapest that still walks that path: the
+settings `scripts/local-llm` prints (the model revises the catalog planner's draft), the
+smallest example goal (about 970 prompt tokens, 220 answer tokens, capped at 512), one server
+for the module. Whether this model's first answer is rejected is not asserted: with the draft
+it was accepted on every goal measured (bench/atlas_llm.py); a real rejected answer and its
+retry are kept in examples/artifacts/llm/ (from `--strategy scratch`, where it errs), and the
+retry path itself is tested against a scripted server (tests/integration/test_llm_planner.py).
+Wall time is measured (the report of issue 19), never asserted.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,9 +44,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180
 TIMEOUT_S = 900
 #: Above the ~250 tokens a complete answer for the goal takes; bounds a rambling one.
 MAX_OUTPUT_TOKENS = 512
-EXAMPLE = Path(__file__).parents[2] / "examples/artifacts/llm/PlanSpec-rejected-then-fixed.json"
 GOAL = "goal-object-storage.json"
-DRAFT = False
+DRAFT = True
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def tokens_in_metrics(metrics: CrewMetrics, model: str) -> dict[str, float]:
     }
 
 
-async def test_a_rejected_answer_is_fixed_by_the_retry(llama: str, installed: LocalModel) -> None:
+async def test_a_goal_designed_by_a_real_model(llama: str, installed: LocalModel) -> None:
     client = LlmClient(
         model=installed.alias,
         base_url=llama,
@@ -98,18 +98,13 @@ async def test_a_rejected_answer_is_fixed_by_the_retry(llama: str, installed: Lo
     # llama.cpp took the wire schema: no fallback was needed (the grammar bug stays fixed)
     assert provenance.output_method == OutputMethod.JSON_SCHEMA.value
     assert (provenance.planner, provenance.model) == ("llm", installed.alias)
-    # the first answer was rejected, with why; that why went back and the retry passed
-    (rejected,) = provenance.rejected
-    assert provenance.attempts == 2, "the model's first answer passed: pick another GOAL"
-    assert rejected.attempt == 1
-    assert rejected.problems
-    assert rejected.answer
-    example = json.loads(EXAMPLE.read_text(encoding="utf-8"))["provenance"]["rejected"][0]
-    assert rejected.problems == example["problems"]
+    # every rejected answer says why, and that why went back to the model
+    assert len(provenance.rejected) == provenance.attempts - 1
+    assert all(r.problems and r.answer for r in provenance.rejected)
     assert {c.type for c in result.components} <= set(CATALOG)
     assert validate_plan(result, goal) == []
     assert all(r.status.value != "unsupported" for r in result.requirements)
-    # tokens of both attempts, in provenance and in /metrics (the design step's update)
+    # tokens of every attempt, in provenance and in /metrics (the design step's update)
     assert provenance.prompt_tokens > 0
     assert provenance.completion_tokens > 0
     metrics = CrewMetrics(bus="postgres", heartbeat_s=5, llm_prices=LlmPrices())
