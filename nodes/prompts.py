@@ -116,8 +116,10 @@ def feedback_prompt(
     found in it.
 
     As its own turn, not echoed inside a user message: the server's KV cache still holds the
-    answer it just generated after the same prefix, so the retry only processes the problems
-    (on two CPU cores, a 0.5B model's 250-token answer costs a minute to read back)."""
+    answer it just generated after the same prefix, so a retry need not read it back (on two
+    CPU cores, a 0.5B model's 250-token answer costs a minute to read). Measured with
+    llama-server: the second retry reused all 1,867 tokens of the request before it, answer
+    included; the first reused 762 of the 845-token first prompt (the server's choice)."""
     lines = "\n".join(f"- {p.constraint}: {p.why}. Fix: {p.suggestion}." for p in problems)
     return [
         ("assistant", previous),
