@@ -1,7 +1,10 @@
 """`crew llm serve`: a local OpenAI-compatible LLM on loopback, for Atlas without a cloud key.
 
-It runs what `scripts/local-llm` installed (llama.cpp's llama-server and a small GGUF model)
-in the foreground until Ctrl-C. Any other OpenAI-compatible server works the same way:
+It runs what `scripts/local-llm` installed (llama.cpp's llama-server and a small GGUF model:
+Qwen2.5-Coder 0.5B, or 1.5B with `scripts/local-llm --model 1.5b`) in the foreground until
+Ctrl-C. Which model: `--model`, else CREW_LLM_MODEL when it names an installed local model
+(so the settings that point Atlas at the server also choose what it serves), else the 0.5B.
+Any other OpenAI-compatible server works the same way:
 Atlas only needs CREW_LLM_BASE_URL and CREW_LLM_MODEL (README, "Atlas on a local model").
 """
 
@@ -16,7 +19,7 @@ import typer
 
 from cli.render import err, out
 from schemas.errors import ToolError, ToolNotFoundError
-from tools.llama_server import CONTEXT, THREADS, local_model, running_server
+from tools.llama_server import CONTEXT, THREADS, installed_models, local_model, running_server
 
 llm_app = typer.Typer(help="A local LLM for the LLM planner.", no_args_is_help=True)
 
@@ -26,10 +29,23 @@ def serve(
     port: Annotated[int, typer.Option(min=1024, max=65535, help="Loopback port.")] = 8090,
     threads: Annotated[int, typer.Option(min=1, max=256, help="CPU threads.")] = THREADS,
     context: Annotated[int, typer.Option(min=512, max=131072, help="Context tokens.")] = CONTEXT,
+    model_alias: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Installed model to serve: qwen2.5-coder-0.5b or qwen2.5-coder-1.5b "
+            "(default: CREW_LLM_MODEL when it names one, else the 0.5B).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the local model on 127.0.0.1:PORT until interrupted; prints the settings."""
+    from cli.runner import load_settings
+
+    if model_alias is None:
+        configured = load_settings().llm_model
+        model_alias = configured if configured in installed_models() else None
     try:
-        model = local_model()
+        model = local_model(alias=model_alias)
     except ToolNotFoundError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -36,9 +36,14 @@ CONTEXT = 4096
 READY_TIMEOUT_S = 180.0
 
 
+#: The models `scripts/local-llm` can install, by alias (the name the server answers to).
+#: The first is the default: what the tests and `crew llm serve` use unless told otherwise.
+MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
 @dataclass(frozen=True)
 class LocalModel:
-    """What `scripts/local-llm` installed: the server binary, its library dir, the model."""
+    """What `scripts/local-llm` installed: the server binary, its library dir, one model."""
 
     server: Path
     lib_dir: Path
@@ -53,8 +58,21 @@ def default_root() -> Path:
     return Path(sys.prefix) / "share" / "crew-llm"
 
 
-def local_model(root: Path | None = None) -> LocalModel:
-    """The installed local model; raises ToolNotFoundError naming the missing piece."""
+def installed_models(root: Path | None = None) -> dict[str, Path]:
+    """Alias -> GGUF of every model `scripts/local-llm` installed (none: an empty dict)."""
+    base = root or default_root()
+    manifest = base / "model.json"
+    if not manifest.is_file():
+        return {}
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    # model.json of before the 1.5B option named one model (alias, model) and no `models`
+    models = data.get("models") or {data["alias"]: data["model"]}
+    return {str(alias): base / file for alias, file in models.items()}
+
+
+def local_model(root: Path | None = None, alias: str | None = None) -> LocalModel:
+    """The installed local model `alias` (default: the 0.5B one, else the only one); raises
+    ToolNotFoundError naming the missing piece."""
     base = root or default_root()
     manifest = base / "model.json"
     if not manifest.is_file():
@@ -62,11 +80,23 @@ def local_model(root: Path | None = None) -> LocalModel:
             f"no local model under {base}: weights not installed (run scripts/local-llm)"
         )
     data = json.loads(manifest.read_text(encoding="utf-8"))
+    models = installed_models(base)
+    if alias is None:
+        alias = next((a for a in MODELS if a in models), next(iter(models)))
+    if alias not in models:
+        fix = (
+            f"run scripts/local-llm --model {alias.rsplit('-', 1)[-1]}"
+            if alias in MODELS
+            else f"scripts/local-llm installs {' and '.join(MODELS)}"
+        )
+        raise ToolNotFoundError(
+            f"the local model '{alias}' is not installed (installed: {', '.join(models)}); {fix}"
+        )
     model = LocalModel(
         server=base / data["server"],
         lib_dir=base / data["lib_dir"],
-        model=base / data["model"],
-        alias=str(data["alias"]),
+        model=models[alias],
+        alias=alias,
         portable_cpu=bool(data.get("portable_cpu", False)),
     )
     for what, path in (("llama-server", model.server), ("the GGUF model", model.model)):
@@ -95,12 +125,17 @@ def free_port() -> int:
         return port
 
 
-def server_argv(model: LocalModel, port: int, *, threads: int, context: int) -> list[str]:
+def server_argv(
+    model: LocalModel, port: int, *, threads: int, context: int, slots: int = 1
+) -> list[str]:
+    """`slots` requests are decoded side by side, each with `context` tokens (llama-server
+    splits its `-c` among the slots, so it gets `context * slots`). A slot keeps its last
+    prompt's KV cache: a retry that extends the previous prompt only pays for the new part."""
     return [
         str(model.server),
         *("-m", str(model.model), "--host", "127.0.0.1", "--port", str(port)),
-        *("-t", str(threads), "-c", str(context), "-np", "1", "-a", model.alias),
-        "--no-webui",
+        *("-t", str(threads), "-c", str(context * slots), "-np", str(slots)),
+        *("-a", model.alias, "--no-webui"),
     ]
 
 
@@ -111,6 +146,7 @@ def running_server(
     port: int | None = None,
     threads: int = THREADS,
     context: int = CONTEXT,
+    slots: int = 1,
     log: Path | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> Iterator[str]:
@@ -121,7 +157,7 @@ def running_server(
     env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": str(model.lib_dir)}  # nothing else
     sink = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        server_argv(model, port, threads=threads, context=context),
+        server_argv(model, port, threads=threads, context=context, slots=slots),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=sink,

@@ -45,7 +45,7 @@ from schemas.errors import ConfigurationError, LlmError, LlmTimeoutError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
-#: A prompt as (role, text) pairs; role is "system" or "user".
+#: A prompt as (role, text) pairs; role is "system", "user" or "assistant" (an earlier answer).
 Prompt = Sequence[tuple[str, str]]
 #: Placeholder key for local endpoints that ignore it (Ollama, vLLM without --api-key).
 NO_KEY = "not-needed"
@@ -268,9 +268,8 @@ def _json_text(text: str) -> str | None:
 
 
 def _messages(prompt: Prompt) -> list[BaseMessage]:
-    return [
-        SystemMessage(text) if role == "system" else HumanMessage(text) for role, text in prompt
-    ]
+    kinds = {"system": SystemMessage, "assistant": AIMessage}
+    return [kinds.get(role, HumanMessage)(text) for role, text in prompt]
 
 
 def _reply_text(raw: AIMessage) -> str:

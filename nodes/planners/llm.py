@@ -2,8 +2,8 @@
 
 The first request carries the rules, the catalog for the goal's region, the goal as data,
 the retrieved past plans and runbook snippets (nodes/prompts.py); each retry adds the
-rejected answer and the problems validation found in it, so the model corrects instead of
-starting over.
+rejected answer (as the model's own turn: the server's prompt cache still holds it) and the
+problems validation found in it, so the model corrects instead of starting over.
 
 Two knobs exist for small local models, both measured in bench/atlas_llm.py:
 - `draft`: the catalog planner's design goes into the prompt and the model revises it (the
@@ -61,7 +61,9 @@ class LlmPlanner:
             focus={c.type for c in catalog_design.components} if catalog_design else None,
             budget_chars=self._budget,
         )
-        prompt += [feedback_prompt(a.number, a.problems, a.answer) for a in rejected]
+        prompt += [
+            turn for a in rejected for turn in feedback_prompt(a.number, a.problems, a.answer)
+        ]
         reply = await self._client.structured(DesignProposal, prompt, wire=design_wire_schema())
         return Proposal(
             reply.value,

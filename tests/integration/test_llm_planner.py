@@ -109,7 +109,10 @@ async def test_an_invalid_plan_is_explained_and_the_retry_fixes_it(goal: GoalSta
     assert "was rejected by validation" in retry
     assert "- components.db.params.multi_az: db: prod needs a multi-AZ database." in retry
     assert "Fix: set multi_az true." in retry
-    assert '"multi_az": false' in retry  # its own answer, echoed as data
+    # its own answer goes back as its turn, before the problems
+    roles = [m["role"] for m in llm.requests[1]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert '"multi_az":false' in llm.requests[1]["messages"][2]["content"].replace(" ", "")
     assert "was rejected" not in llm.user_text(0)
 
 

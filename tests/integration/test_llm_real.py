@@ -1,13 +1,22 @@
 """The LLM planner against a real model: llama.cpp's llama-server with Qwen2.5-Coder-0.5B
 (Q4_K_M), installed by `scripts/local-llm` (which `make test` runs first), on a free loopback
-port, one thread, a 4k context, temperature 0.
+port, one thread, a 4k context, temperature 0 (greedy decoding: the same answer every run on
+the same binary and CPU backend).
 
 Everything is the product path: the wire schema llama.cpp's grammar converter must accept
 (the bug this file guards: HTTP 400 "failed to parse grammar"), structured output through
-langchain-openai, parsing, catalog validation, the retry with the problems fed back, token
-counts in provenance and in the /metrics exposition. What a 0.5B model designs is not
-asserted beyond what the product guarantees: a PlanSpec that passed validation, or a
-DesignBlocked that names why.
+langchain-openai, parsing, catalog validation, the trace of the goal's asks, token counts in
+provenance and in the /metrics exposition; a rejected answer, if the model gives one, goes back
+with its problems and is recorded with them.
+
+What it costs is tokens, so the request is the cheapest that still walks that path: the
+settings `scripts/local-llm` prints (the model revises the catalog planner's draft), the
+smallest example goal (about 970 prompt tokens, 220 answer tokens, capped at 512), one server
+for the module. Whether this model's first answer is rejected is not asserted: with the draft
+it was accepted on every goal measured (bench/atlas_llm.py); a real rejected answer and its
+retry are kept in examples/artifacts/llm/ (from `--strategy scratch`, where it errs), and the
+retry path itself is tested against a scripted server (tests/integration/test_llm_planner.py).
+Wall time is measured (the report of issue 19), never asserted.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from crew.metrics import CrewMetrics, LlmPrices
 from nodes.atlas import design_goal
 from nodes.planners.llm import LlmPlanner
 from schemas.errors import ToolNotFoundError
-from schemas.plan import DesignBlocked, PlanSpec
+from schemas.plan import PlanSpec
 from tests.unit.support import make_goal
 from tools.llama_server import LocalModel, local_model, running_server
 from tools.llm import LlmClient, OutputMethod
@@ -32,40 +41,32 @@ from tools.llm import LlmClient, OutputMethod
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 #: Generous: a shared two-core machine processes a prompt at 3 to 60 tokens a second.
-TIMEOUT_S = 600
+TIMEOUT_S = 900
+#: Above the ~250 tokens a complete answer for the goal takes; bounds a rambling one.
+MAX_OUTPUT_TOKENS = 512
+GOAL = "goal-object-storage.json"
+DRAFT = True
 
 
 @pytest.fixture(scope="module")
 def installed() -> LocalModel:
     try:
-        return local_model()
+        return local_model(alias="qwen2.5-coder-0.5b")
     except ToolNotFoundError as exc:
         pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
 def llama(installed: LocalModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-server on a free loopback port for this module's tests; its base URL.
+    """llama-server on a free loopback port, once for this module; its base URL.
 
     One thread, not two: measured on the shared two-core machine under load (the test suite
     runs four workers beside it), two threads spin against each other and decoded 0.15
-    tokens/s where one decoded 1.7."""
+    tokens/s where one decoded 1.7. One slot: its KV cache holds the previous request, so the
+    retry (the same messages plus the feedback) only processes what is new."""
     log = Path(tmp_path_factory.mktemp("llama")) / "server.log"
     with running_server(installed, log=log, threads=1) as base_url:
         yield base_url
-
-
-def small_model_planner(base_url: str, alias: str) -> LlmPlanner:
-    """The settings `scripts/local-llm` prints for a 0.5B model with a 4k context."""
-    client = LlmClient(
-        model=alias,
-        base_url=base_url,
-        api_key=None,
-        timeout_s=TIMEOUT_S,
-        max_retries=0,
-        max_output_tokens=1024,
-    )
-    return LlmPlanner(client, draft=True, prompt_budget_chars=8_000)
 
 
 def tokens_in_metrics(metrics: CrewMetrics, model: str) -> dict[str, float]:
@@ -79,33 +80,35 @@ def tokens_in_metrics(metrics: CrewMetrics, model: str) -> dict[str, float]:
 
 
 async def test_a_goal_designed_by_a_real_model(llama: str, installed: LocalModel) -> None:
-    goal = make_goal("goal-object-storage.json")
-    planner = small_model_planner(llama, installed.alias)
+    client = LlmClient(
+        model=installed.alias,
+        base_url=llama,
+        api_key=None,
+        timeout_s=TIMEOUT_S,
+        max_retries=0,
+        max_output_tokens=MAX_OUTPUT_TOKENS,
+    )
+    planner = LlmPlanner(client, draft=DRAFT, prompt_budget_chars=8_000)
+    goal = make_goal(GOAL)
     result = await design_goal(goal, planner=planner, goal_id="g", plan_id="p")
 
+    assert isinstance(result, PlanSpec), result.model_dump_json(indent=1)
     provenance = result.provenance
     assert provenance is not None
     # llama.cpp took the wire schema: no fallback was needed (the grammar bug stays fixed)
     assert provenance.output_method == OutputMethod.JSON_SCHEMA.value
     assert (provenance.planner, provenance.model) == ("llm", installed.alias)
+    # every rejected answer says why, and that why went back to the model
+    assert len(provenance.rejected) == provenance.attempts - 1
+    assert all(r.problems and r.answer for r in provenance.rejected)
+    assert {c.type for c in result.components} <= set(CATALOG)
+    assert validate_plan(result, goal) == []
+    assert all(r.status.value != "unsupported" for r in result.requirements)
+    # tokens of every attempt, in provenance and in /metrics (the design step's update)
     assert provenance.prompt_tokens > 0
     assert provenance.completion_tokens > 0
-    # every rejected answer says why, and that why went back to the model
-    kept = 1 if isinstance(result, PlanSpec) else 0
-    assert len(provenance.rejected) == provenance.attempts - kept
-    assert all(r.problems and r.answer for r in provenance.rejected)
-    if isinstance(result, PlanSpec):
-        assert {c.type for c in result.components} <= set(CATALOG)
-        assert validate_plan(result, goal) == []
-        update: dict[str, object] = {"plan": result}
-    else:
-        assert isinstance(result, DesignBlocked)
-        assert result.attempts == 3
-        assert all(r.why and r.suggestion for r in result.reasons)
-        update = {"design_blocked": result}
-    # the same token counts reach /metrics (the design step's update, as the worker sees it)
     metrics = CrewMetrics(bus="postgres", heartbeat_s=5, llm_prices=LlmPrices())
-    metrics.observe_step("design", 1.0, update)
+    metrics.observe_step("design", 1.0, {"plan": result})
     assert tokens_in_metrics(metrics, installed.alias) == {
         "in": provenance.prompt_tokens,
         "out": provenance.completion_tokens,
