@@ -39,26 +39,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.reading import ReadingAids, read_goal
+from fixtures.corpus import Case, load_corpus
 from nodes.atlas import plan_goal
-from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec, Requirement
 
-CORPUS = Path(__file__).resolve().parent / "corpus" / "goals.jsonl"
 #: Asks every goal has from its required fields: not scored (they cannot be dropped).
 ALWAYS = {"region", "budget"}
 #: Asks that restate what every catalog design does: not counted as extra readings.
 _UNSCORED = ALWAYS | {"compute.container", "edge.load_balancer", "backup", "privacy.private",
                       "encryption.at_rest"}  # fmt: skip
 _DERIVED = ("default", "availability", "throughput", "environment")
-
-
-@dataclass
-class Case:
-    id: str
-    lang: str
-    split: str
-    goal: GoalStatement
-    expect: dict[str, str]
 
 
 @dataclass
@@ -72,24 +62,6 @@ class Score:
     plans: list[tuple[Case, PlanSpec]] = field(default_factory=list)
     blocked: int = 0
     built: tuple[int, int] | None = None
-
-
-def load_corpus(split: str = "all") -> list[Case]:
-    cases = []
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if split != "all" and row["split"] != split:
-            continue
-        cases.append(
-            Case(
-                row["id"],
-                row["lang"],
-                row["split"],
-                GoalStatement.model_validate(row["goal"]),
-                row["expect"],
-            )
-        )
-    return cases
 
 
 def score(name: str, cases: list[Case], aids: ReadingAids) -> Score:

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.atlas_fidelity import Case, load_corpus
 from catalog.reading import ReadingAids, read_goal
+from fixtures.corpus import Case, load_corpus
 from nodes.atlas import plan_goal
 
 TARGET_P99_MS = 50.0

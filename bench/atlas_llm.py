@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.atlas_fidelity import _DERIVED, _UNSCORED, Case, load_corpus
+from bench.atlas_fidelity import _DERIVED, _UNSCORED
 from catalog.reading import ReadingAids
+from fixtures.corpus import Case, load_corpus
 from graph.planner import Planner
 from nodes.atlas import design_goal
 from nodes.planners.catalog import CatalogPlanner

@@ -44,9 +44,9 @@ from typing import Any
 from bench._stack import moto_server, scratch_dir
 from crew.container import build_terraform_runner
 from crew.settings import Settings
+from fixtures.plans import c, plan_of
 from nodes.forge import build_workspace
 from schemas.plan import PlanSpec
-from tests.plans import c, plan_of
 from tools.backend import StateBackend
 from tools.stack import StackKey
 from tools.terraform import TerraformRunner, passthrough_env, plugin_cache_lines

@@ -20,109 +20,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import platform
 import re
 import statistics
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from tools.embeddings import MiniLmEmbedder
-
-SET_PATH = Path(__file__).resolve().parent.parent / "tests/fixtures/memory/recall_set.json"
-K = 3
-
-
-@dataclass(frozen=True)
-class LabelledSet:
-    doc_ids: list[str]
-    doc_types: list[str]
-    doc_texts: list[str]
-    queries: list[str]
-    relevant: list[set[str]]
-
-
-def load_set(path: Path = SET_PATH) -> LabelledSet:
-    data = json.loads(path.read_text())
-    return LabelledSet(
-        doc_ids=[d["id"] for d in data["docs"]],
-        doc_types=[d["type"] for d in data["docs"]],
-        doc_texts=[d["text"] for d in data["docs"]],
-        queries=[q["text"] for q in data["queries"]],
-        relevant=[set(q["relevant"]) for q in data["queries"]],
-    )
-
-
-@dataclass(frozen=True)
-class Quality:
-    recall_at_k: float
-    """Mean over queries of |relevant in top k| / min(k, |relevant|)."""
-    mrr: float
-    """Mean reciprocal rank of the first relevant document."""
-    hits: list[bool]
-    """Per query: at least one relevant document in the top k."""
-
-
-def score(rankings: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int = K) -> Quality:
-    recalls, reciprocal, hits = [], [], []
-    for ranked, wanted in zip(rankings, relevant, strict=True):
-        top = ranked[:k]
-        recalls.append(len(wanted.intersection(top)) / min(k, len(wanted)))
-        rank = next((i for i, doc in enumerate(ranked, 1) if doc in wanted), None)
-        reciprocal.append(1 / rank if rank else 0.0)
-        hits.append(bool(wanted.intersection(top)))
-    return Quality(statistics.fmean(recalls), statistics.fmean(reciprocal), hits)
-
-
-def dense_rankings(doc_vectors: Any, query_vectors: Any, doc_ids: list[str]) -> list[list[str]]:
-    """Exact cosine ranking (the vectors are unit length: a dot product)."""
-    similarity = np.asarray(query_vectors) @ np.asarray(doc_vectors).T
-    return [[doc_ids[i] for i in np.argsort(-row, kind="stable")] for row in similarity]
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP_WORDS = (
-    "a an and are as at be by for from has have in is it its of on or so that the their them "
-    "then they this to was we when with our how do does after not no can"
+from fixtures.retrieval import (
+    K,
+    LabelledSet,
+    bm25_rankings,
+    dense_rankings,
+    load_set,
+    score,
 )
-_STOP = frozenset(_STOP_WORDS.split(" "))
-
-
-def _tokens(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
-
-
-def bm25_rankings(
-    doc_texts: list[str], queries: list[str], doc_ids: list[str], k1: float = 1.5, b: float = 0.75
-) -> list[list[str]]:
-    """Okapi BM25: the lexical baseline a keyword search would give."""
-    docs = [Counter(_tokens(t)) for t in doc_texts]
-    lengths = [sum(d.values()) for d in docs]
-    average = statistics.fmean(lengths)
-    frequency = Counter(term for d in docs for term in d)
-    n = len(docs)
-    rankings = []
-    for query in queries:
-        scores = []
-        for doc, length in zip(docs, lengths, strict=True):
-            total = 0.0
-            for term in set(_tokens(query)):
-                tf = doc.get(term, 0)
-                if tf:
-                    idf = math.log(1 + (n - frequency[term] + 0.5) / (frequency[term] + 0.5))
-                    total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
-            scores.append(total)
-        order = sorted(range(n), key=lambda i: -scores[i])
-        rankings.append([doc_ids[i] for i in order])
-    return rankings
+from tools.embeddings import MiniLmEmbedder
 
 
 def embedding_cost(embedder: MiniLmEmbedder, texts: list[str], repeat: int) -> dict[str, float]:

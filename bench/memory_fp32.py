@@ -27,7 +27,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.memory import dense_rankings, load_set, score
+from fixtures.retrieval import dense_rankings, load_set, score
 from tools.embeddings import MiniLmEmbedder
 
 

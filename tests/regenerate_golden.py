@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.plans import golden_plans
+from fixtures.plans import golden_plans
 from tests.unit.support import FIXTURES
 from tools.workspace import write_workspace
 

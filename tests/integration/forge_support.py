@@ -13,13 +13,13 @@ import boto3
 from langgraph.runtime import Runtime
 
 from crew.container import Services
+from fixtures.plans import plan_of
 from graph.context import CrewContext
 from graph.state import RunState
 from schemas.goal import GoalStatement
 from schemas.plan import Component, PlanSpec
 from schemas.states import ConductorState
 from tests.conftest import example_goal
-from tests.plans import plan_of
 
 Node = Callable[[RunState, Runtime[CrewContext]], Awaitable[RunState]]
 

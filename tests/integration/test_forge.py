@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crew.container import Services
+from fixtures.plans import c, quick_components
 from memory.locks import StackLockedError, StackLocks
 from nodes import forge
 from schemas.states import ConductorState
@@ -23,7 +24,6 @@ from tests.integration.forge_support import (
     stack_plan,
     step,
 )
-from tests.plans import c, quick_components
 from tools.stack import StackKey
 from tools.terraform import managed_addresses
 

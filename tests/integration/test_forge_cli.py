@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.plans import c, plan_of, workload_plan
 from schemas.build import BuildStatus
 from tests.integration.test_cli import assert_exit, crew
-from tests.plans import c, plan_of, workload_plan
 
 pytestmark = pytest.mark.integration
 

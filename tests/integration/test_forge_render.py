@@ -20,11 +20,11 @@ import pytest
 
 from crew.container import build_sentinel, build_terraform_runner
 from crew.settings import Settings
+from fixtures.plans import ALL_KINDS, COMPONENT_PLANS, component_plan, workload_plan
 from schemas.plan import PlanSpec
 from schemas.validation import Verdict
 from sentinel.engine import Sentinel, Subject
 from sentinel.hclplan import plan_from_hcl
-from tests.plans import ALL_KINDS, COMPONENT_PLANS, component_plan, workload_plan
 from tests.unit.support import FIXTURES
 from tools.process import run_process
 from tools.terraform import TerraformRunner

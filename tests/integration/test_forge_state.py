@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from crew.container import Services, build_state_backend
+from fixtures.plans import c
 from nodes import forge
 from schemas.states import ConductorState
 from tests.conftest import free_port
 from tests.integration.forge_support import approved, aws, initial, new_run, stack_plan, step
-from tests.plans import c
 from tools.stack import StackKey
 
 pytestmark = pytest.mark.integration

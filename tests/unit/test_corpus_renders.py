@@ -11,7 +11,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
-from bench.atlas_fidelity import load_corpus
+from fixtures.corpus import load_corpus
 from nodes.atlas import plan_goal
 from schemas.plan import DesignBlocked, PlanSpec
 from tools.guard import check_workspace

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bench.memory import bm25_rankings, dense_rankings, load_set, score
 from crew.plan_memory import build_embedder
 from crew.settings import Settings
+from fixtures.retrieval import bm25_rankings, dense_rankings, load_set, score
 from schemas.errors import ConfigurationError, EmbeddingError
 from tests.fake_openai import HttpError, fake_embedding, fake_openai
 from tools.embeddings import MiniLmEmbedder, OpenAiEmbedder

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from fixtures.plans import c, plan_of
 from graph.state import transition
 from memory.locks import LockHolder, StackLockedError
 from nodes.forge import restore_previous_state
@@ -21,7 +22,6 @@ from schemas.approval import ApprovalDecision, Channel, Decision
 from schemas.errors import ToolTimeoutError
 from schemas.events import EventType
 from schemas.states import ConductorState
-from tests.plans import c, plan_of
 from tests.unit.support import make_goal, tf_fixture
 from tests.unit.test_graph_flow import (
     RECORDED_RESOURCES,

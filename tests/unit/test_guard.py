@@ -10,7 +10,7 @@ import pytest
 
 from crew.container import build_terraform_runner
 from crew.settings import Settings
-from tests.plans import ALL_KINDS, workload_plan
+from fixtures.plans import ALL_KINDS, workload_plan
 from tools.guard import WorkspaceRefusedError, check_workspace
 from tools.workspace import PLAN_FILE, write_workspace
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from catalog import CATALOG
-from schemas.plan import PlanSpec
-from tests.plans import (
+from fixtures.plans import (
     COMPONENT_PLANS,
     WORKLOADS,
     c,
@@ -19,6 +18,7 @@ from tests.plans import (
     plan_of,
     workload_plan,
 )
+from schemas.plan import PlanSpec
 from tests.unit.render_support import blocks, main_of, nested, parse, types_in, value
 from tests.unit.support import FIXTURES
 from tools.hcl import Ref

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.plans import c, plan_of
 from schemas.plan import Component, PlanSpec
-from tests.plans import c, plan_of
 from tests.unit.support import FIXTURES
 from tools.backend import StateBackend
 from tools.render import FILES, RenderError
