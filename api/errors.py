@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crew.errors import (
+    AdvisoryNotFoundError,
     CrewError,
     DatabaseError,
     ForbiddenError,
@@ -157,6 +158,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StackNotFoundError)
     async def _stack_not_found(_: Request, exc: StackNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content=_body("stack_not_found", str(exc)))
+
+    @app.exception_handler(AdvisoryNotFoundError)
+    async def _advisory_not_found(_: Request, exc: AdvisoryNotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content=_body("advisory_not_found", str(exc)))
 
     @app.exception_handler(StackConflictError)
     async def _stack_conflict(_: Request, exc: StackConflictError) -> JSONResponse:

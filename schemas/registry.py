@@ -11,6 +11,7 @@ from schemas.drift import DriftReport
 from schemas.events import Heartbeat, OpsEvent
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
+from schemas.shield import ShieldMatch
 from schemas.validation import ValidateRequest, ValidationReport
 
 ARTIFACTS: dict[str, type[Artifact]] = {
@@ -29,5 +30,6 @@ ARTIFACTS: dict[str, type[Artifact]] = {
         Heartbeat,
         AuditRecord,
         DriftReport,
+        ShieldMatch,
     )
 }

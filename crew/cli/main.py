@@ -33,11 +33,13 @@ from crew.cli.render import (
     stacks_table,
     version_option,
 )
+from crew.cli.shield import shield_app
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
 from crew.container import Services, open_services
 from crew.drift import accept_drift, check_drift
 from crew.errors import (
+    AdvisoryNotFoundError,
     CrewError,
     GateRefusedError,
     RunConflictError,
@@ -79,6 +81,7 @@ app.add_typer(diagram_app, name="diagram")
 app.add_typer(token_app, name="token")
 app.add_typer(memory_app, name="memory")
 app.add_typer(llm_app, name="llm")
+app.add_typer(shield_app, name="shield")
 
 T = TypeVar("T")
 
@@ -118,7 +121,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
             err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
             err.print(f"  fix: {problem.fix}")
         raise typer.Exit(2) from exc
-    except (RunNotFoundError, StackNotFoundError) as exc:
+    except (RunNotFoundError, StackNotFoundError, AdvisoryNotFoundError) as exc:
         fail(2, str(exc))
     except (RunConflictError, StalePlanError, StackConflictError) as exc:
         fail(4, str(exc))
