@@ -126,7 +126,7 @@ def parse_nvd(doc: object, feed: str) -> list[Advisory]:
         advisories.append(
             Advisory(
                 advisory_id=cve["id"][:200],
-                title=plain_text(f"{cve['id']}: {summary}", MAX_TITLE),
+                title=plain_text(f"{cve['id']}: {summary}", 160),
                 summary=summary,
                 url=url or f"https://nvd.nist.gov/vuln/detail/{cve['id']}",
                 published=_iso(cve.get("published")),
