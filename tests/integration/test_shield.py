@@ -6,7 +6,10 @@ console entry and a metric; the second poll is answered 304 and announces nothin
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +33,7 @@ from schemas.states import ConductorState
 from tests.conftest import example_goal
 from tests.integration._support import serve_app
 from tests.slack_support import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
-from tests.unit.support import FIXTURES
+from tests.unit.support import FIXTURES, venv_tool
 from tools.backend import STATE_FILE
 from tools.stack import StackKey
 
@@ -119,6 +122,30 @@ def slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
     yield fake
     fake.stop()
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The CLI on the same database, data dir and feeds as the app under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREW_", "AWS_"))}
+    assert settings.database_url is not None
+    env.update(
+        CREW_DATABASE_URL=settings.database_url.get_secret_value(),
+        CREW_DATA_DIR=str(settings.data_dir),
+        CREW_SHIELD_FEEDS=",".join(settings.shield_feeds),
+        COLUMNS="200",
+    )
+    return env
+
+
+def crew(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [venv_tool("crew", "the project's CLI: make install"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 async def seed_deployed_stack(services: Services, plan: PlanSpec) -> str:
@@ -251,8 +278,10 @@ async def test_advisories_are_matched_forwarded_once_and_shown(
         )
         assert all("<b>" not in json.dumps(p.body["blocks"]) for p in posts)
 
-        # the second poll: 304s, nothing announced twice
-        again = (await api.post("/v1/shield/poll")).json()
+        # the second poll, from the CLI this time: 304s, nothing announced twice
+        polled = await asyncio.to_thread(crew, cli_env(settings), "shield", "poll", "--json")
+        assert polled.returncode == 0, polled.stderr  # failing feeds back off: skipped
+        again = json.loads(polled.stdout)
         assert {f["outcome"] for f in again["feeds"][:3]} == {"not_modified"}
         assert {f["outcome"] for f in again["feeds"][3:]} == {"skipped"}  # backing off
         assert again["matched"] == []

@@ -347,3 +347,120 @@ def test_feeds_setting_is_a_comma_separated_list() -> None:
 def test_a_failing_feed_backs_off_doubling_up_to_six_hours() -> None:
     assert [backoff_s(n, 600) for n in range(5)] == [0, 600, 1200, 2400, 4800]
     assert backoff_s(30, 3600) == 6 * 3600
+
+
+# -- fetching (httpx with a swapped transport: no network) ------------------------------------
+
+
+async def _fetch(handler: Any, feed: str = "https://feeds.test/a.rss", **kw: Any) -> Any:
+    import httpx
+
+    from tools.feeds import fetch_feed
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        return await fetch_feed(
+            client,
+            feed,
+            etag=kw.get("etag"),
+            last_modified=kw.get("last_modified"),
+            max_bytes=kw.get("max_bytes", 10_000),
+        )
+
+
+async def test_a_fetch_sends_its_validators_and_reads_a_304_as_nothing_new() -> None:
+    import httpx
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(304)
+
+    got = await _fetch(handler, etag='"v1"', last_modified="Thu, 13 Feb 2025 13:00:00 GMT")
+    assert got.status == "not_modified"
+    assert got.etag == '"v1"'
+    assert seen[0].headers["If-None-Match"] == '"v1"'
+    assert seen[0].headers["If-Modified-Since"] == "Thu, 13 Feb 2025 13:00:00 GMT"
+
+
+async def test_redirects_are_followed_only_to_http_and_a_big_body_is_refused() -> None:
+    import httpx
+
+    from crew.errors import FeedError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/a.rss":
+            return httpx.Response(301, headers={"Location": "/b.rss"})
+        if request.url.path == "/b.rss":
+            return httpx.Response(200, content=b"<rss/>", headers={"ETag": '"b"'})
+        if request.url.path == "/loop":
+            return httpx.Response(302, headers={"Location": "/loop"})
+        if request.url.path == "/big":
+            return httpx.Response(200, content=b"x" * 20_000)
+        return httpx.Response(307, headers={"Location": "ftp://feeds.test/x"})
+
+    got = await _fetch(handler)
+    assert (got.status, got.body, got.etag) == ("fetched", b"<rss/>", '"b"')
+    with pytest.raises(FeedError, match="only http"):
+        await _fetch(handler, "https://feeds.test/elsewhere")
+    with pytest.raises(FeedError, match="redirected more than"):
+        await _fetch(handler, "https://feeds.test/loop")
+    with pytest.raises(FeedError, match=r"larger than|more than the"):
+        await _fetch(handler, "https://feeds.test/big")
+
+
+async def test_timeouts_and_errors_become_feed_errors_and_files_are_read(tmp_path: Any) -> None:
+    import httpx
+
+    from crew.errors import FeedError
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("too slow", request=request)
+
+    with pytest.raises(FeedError, match="timed out"):
+        await _fetch(slow)
+    with pytest.raises(FeedError, match="HTTP 500"):
+        await _fetch(lambda request: httpx.Response(500))
+    path = tmp_path / "nvd.json"
+    path.write_bytes(fixture_bytes("nvd-cves.json"))
+    first = await _fetch(slow, str(path), max_bytes=100_000)
+    assert first.status == "fetched"
+    assert first.last_modified
+    again = await _fetch(slow, str(path), last_modified=first.last_modified, max_bytes=100_000)
+    assert again.status == "not_modified"
+    with pytest.raises(FeedError, match="could not be read"):
+        await _fetch(slow, str(tmp_path / "missing.json"))
+
+
+def test_the_cli_prints_feeds_matches_and_their_reasons_escaped() -> None:
+    from typer.testing import CliRunner
+
+    from crew.cli.main import app
+    from crew.cli.render import out
+    from crew.cli.shield import _print_poll
+    from schemas.shield import FeedOutcome, FeedStatus, FixOffer, ShieldPollReport
+
+    fix = FixOffer(component="db", param="engine_version", current="16.2", proposed="16.5")
+    report = ShieldPollReport(
+        polled_at=T0,
+        trigger="cli:alice",
+        feeds=[
+            FeedStatus(feed="https://feeds.test/nvd.json", outcome=FeedOutcome.FETCHED, entries=3),
+            FeedStatus(
+                feed="https://feeds.test/down", outcome=FeedOutcome.FAILED, error="HTTP [503]"
+            ),
+        ],
+        stacks=1,
+        matched=[shield_match(fix=fix)],
+        known=0,
+    )
+    with out.capture() as captured:
+        _print_poll(report)
+    text = captured.get()
+    assert "CVE-2024-10979" in text
+    assert "db -> 16.5" in text
+    assert "HTTP [503]" in text  # rich markup in feed text is printed, not interpreted
+    assert "aws_x.y runs postgresql 16.2" in text
+    helped = CliRunner().invoke(app, ["shield", "--help"], env={"COLUMNS": "200"}, color=False)
+    assert helped.exit_code == 0
+    assert all(command in helped.stdout for command in ("poll", "list", "plan-fix"))
