@@ -200,13 +200,15 @@ async def applied_plan(services: Services, run_id: str) -> PlanSpec | None:
 
 
 async def match_stacks(services: Services, now: datetime) -> tuple[int, list[ShieldMatch], int]:
-    """(deployed stacks matched, new matches recorded, matches already known)."""
+    """(deployed stacks matched, new matches recorded, matches already known). A match a
+    stack no longer has (upgraded, rolled back) is resolved: no longer listed or counted."""
     advisories = await services.shield.advisories()
     fresh: list[ShieldMatch] = []
     known = 0
     stacks = 0
     for summary in await list_stacks(services):
         if summary.status is not StackStatus.DEPLOYED:
+            await services.shield.resolve_missing(summary.stack_id, [], now)  # nothing runs
             continue
         try:
             applied, plan, items = await stack_items(services, summary.stack_id)
@@ -214,11 +216,16 @@ async def match_stacks(services: Services, now: datetime) -> tuple[int, list[Shi
             logger.warning("shield: inventory of %s not read: %s", summary.stack_id, exc)
             continue
         stacks += 1
-        for found in _matches(summary.stack_id, applied.run_id, plan, items, advisories, now):
+        found_now = _matches(summary.stack_id, applied.run_id, plan, items, advisories, now)
+        for found in found_now:
             if await services.shield.record_match(found):
                 fresh.append(found)
             else:
                 known += 1
+        ids = [f.advisory.advisory_id for f in found_now]
+        resolved = await services.shield.resolve_missing(summary.stack_id, ids, now)
+        if resolved:
+            logger.info("shield: %d advisory match(es) of %s resolved", resolved, summary.stack_id)
     return stacks, fresh, known
 
 

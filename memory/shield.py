@@ -168,14 +168,17 @@ class ShieldStore:
     # -- matches --------------------------------------------------------------------------
 
     async def record_match(self, match: ShieldMatch) -> bool:
-        """Record a match once per (stack, advisory); False when it was known."""
+        """Record a match once per (stack, advisory); False when it was known (a resolved one
+        found again is open again, and not new)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO crew_shield_matches (stack_id, advisory_id, run_id, severity,
                                                  first_seen, match)
                 VALUES (%s, %s, %s, %s, %s, %s)
-                ON CONFLICT (stack_id, advisory_id) DO NOTHING
+                ON CONFLICT (stack_id, advisory_id) DO UPDATE SET resolved_at = NULL
+                WHERE crew_shield_matches.resolved_at IS NOT NULL
+                RETURNING (xmax = 0) AS inserted
                 """,
                 (
                     match.stack_id,
@@ -186,16 +189,30 @@ class ShieldStore:
                     Jsonb(match.model_dump(mode="json")),
                 ),
             )
-            return cur.rowcount == 1
+            row = await cur.fetchone()
+            return bool(row and row["inserted"])
+
+    async def resolve_missing(self, stack_id: str, current: list[str], at: datetime) -> int:
+        """Mark the stack's open matches a poll no longer finds resolved; how many."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE crew_shield_matches SET resolved_at = %s
+                WHERE stack_id = %s AND resolved_at IS NULL AND NOT (advisory_id = ANY(%s))
+                """,
+                (at, stack_id, current),
+            )
+            return cur.rowcount
 
     async def matches(self, stack_id: str | None = None, limit: int = 1000) -> list[OpenAdvisory]:
-        """Recorded matches (of one stack, or all), newest first."""
+        """Open matches (of one stack, or all), newest first."""
         async with self._pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     """
                     SELECT match, slack_ts, slack_error FROM crew_shield_matches
-                    WHERE %(stack)s::text IS NULL OR stack_id = %(stack)s
+                    WHERE (%(stack)s::text IS NULL OR stack_id = %(stack)s)
+                      AND resolved_at IS NULL
                     ORDER BY first_seen DESC, stack_id, advisory_id LIMIT %(limit)s
                     """,
                     {"stack": stack_id, "limit": limit},
@@ -228,7 +245,8 @@ class ShieldStore:
                 await conn.execute(
                     """
                     SELECT match FROM crew_shield_matches
-                    WHERE slack_ts IS NULL AND (slack_next_at IS NULL OR slack_next_at <= %s)
+                    WHERE slack_ts IS NULL AND resolved_at IS NULL
+                      AND (slack_next_at IS NULL OR slack_next_at <= %s)
                     ORDER BY first_seen LIMIT %s
                     """,
                     (now, limit),
@@ -272,12 +290,12 @@ class ShieldStore:
             )
 
     async def open_by_severity(self) -> dict[tuple[str, str], int]:
-        """Recorded matches by (stack, severity): the per-stack advisories gauge."""
+        """Open matches by (stack, severity): the per-stack advisories gauge."""
         async with self._pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     "SELECT stack_id, severity, count(*) AS n FROM crew_shield_matches "
-                    "GROUP BY stack_id, severity"
+                    "WHERE resolved_at IS NULL GROUP BY stack_id, severity"
                 )
             ).fetchall()
         return {(r["stack_id"], r["severity"]): int(r["n"]) for r in rows}

@@ -1,5 +1,6 @@
 -- Shield-Lite (crew/shield.py): advisory feeds polled with conditional GETs, the advisories
--- read from them, and each advisory matched to a deployed stack (once per stack and advisory).
+-- read from them, and each advisory matched to a deployed stack (once per stack and advisory;
+-- resolved when a later poll no longer finds it).
 
 CREATE TABLE crew_shield_feeds (
     feed            text PRIMARY KEY,
@@ -34,6 +35,8 @@ CREATE TABLE crew_shield_matches (
     slack_attempts integer NOT NULL DEFAULT 0,
     slack_error    text,
     slack_next_at  timestamptz,
+    -- set when a later poll no longer finds it (the stack was upgraded or is gone)
+    resolved_at    timestamptz,
     PRIMARY KEY (stack_id, advisory_id)
 );
 

@@ -334,3 +334,19 @@ async def test_advisories_are_matched_forwarded_once_and_shown(
         metrics = (await api.get("/metrics")).text
         assert f'crew_shield_advisories{{severity="high",stack_id="{stack_id}"}} 2.0' in metrics
         assert f'crew_shield_feed_failures_total{{feed="{feeds.url("/down")}"}} 1.0' in metrics
+
+        # AWS upgrades the minor version (what `engine_version_actual` then says): the next
+        # poll resolves what 16.5 fixed and keeps what it does not (16.7 fixes CVE-2025-1094)
+        state_file = settings.tf_state_dir / stack_id / STATE_FILE
+        state = json.loads(state_file.read_text())
+        (db,) = [r for r in state["resources"] if r["type"] == "aws_db_instance"]
+        db["instances"][0]["attributes"]["engine_version_actual"] = "16.5"
+        state_file.write_text(json.dumps(state))
+        third = (await api.post("/v1/shield/poll")).json()
+        assert (third["matched"], third["known"]) == ([], 2)
+        still = {
+            a["match"]["advisory"]["advisory_id"] for a in (await api.get("/v1/advisories")).json()
+        }
+        assert still == {"CVE-2025-1094", HCSEC}
+        metrics = (await api.get("/metrics")).text
+        assert f'crew_shield_advisories{{severity="high",stack_id="{stack_id}"}} 1.0' in metrics
