@@ -16,18 +16,16 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 
 from crew.container import Services
 from crew.errors import CrewError, FeedError, SlackError
 from crew.gate.alerts import emit_alert
+from crew.shield_inventory import stack_items
 from crew.shield_message import render_advisory
-from crew.stacks import find_stack, list_stacks, outcome_of
-from memory.runs import RunRecord
+from crew.stacks import list_stacks
 from memory.shield import FeedState
-from nodes.forge.common import revision_dir, state_backend
 from schemas.approval import GateLogEntry
 from schemas.events import EventType
 from schemas.plan import PlanSpec
@@ -36,17 +34,14 @@ from schemas.shield import (
     FeedOutcome,
     FeedStatus,
     InventoryItem,
-    OpenAdvisory,
     ShieldMatch,
     ShieldPollReport,
 )
-from schemas.stack import RunOutcome, StackStatus
+from schemas.stack import StackStatus
 from shield.feeds import FeedParseError, parse_feed
 from shield.fix import fix_offer
-from shield.inventory import stack_inventory
 from shield.matching import match
 from tools.feeds import backoff_s, fetch_feed
-from tools.state import read_provider_versions, read_state_document
 
 logger = logging.getLogger(__name__)
 
@@ -177,28 +172,6 @@ async def _feed_failed(
     )
 
 
-async def stack_items(
-    services: Services, stack_id: str
-) -> tuple[RunRecord, PlanSpec | None, list[InventoryItem]]:
-    """A deployed stack's applied run, its PlanSpec and its inventory now."""
-    key, runs = await find_stack(services, stack_id)
-    applied = next(r for r in runs if outcome_of(r) is RunOutcome.APPLIED)
-    workspace = revision_dir(services.settings.workspaces_dir, applied.run_id, applied.revision)
-    doc = await read_state_document(
-        state_backend(services.context), key, services.context.terraform, workspace
-    )
-    plan = await applied_plan(services, applied.run_id)
-    providers = await asyncio.to_thread(read_provider_versions, workspace)
-    return applied, plan, stack_inventory(doc, plan, provider_versions=providers)
-
-
-async def applied_plan(services: Services, run_id: str) -> PlanSpec | None:
-    """The last PlanSpec the run recorded in its audit log (the one it applied)."""
-    records = await services.runs.audit(run_id)
-    plans = [r for r in records if r.artifact_type == "PlanSpec" and r.artifact]
-    return PlanSpec.model_validate(plans[-1].artifact) if plans else None
-
-
 async def match_stacks(services: Services, now: datetime) -> tuple[int, list[ShieldMatch], int]:
     """(deployed stacks matched, new matches recorded, matches already known). A match a
     stack no longer has (upgraded, rolled back) is resolved: no longer listed or counted."""
@@ -305,34 +278,6 @@ async def deliver_slack(services: Services) -> int:
         )
         sent += 1
     return sent
-
-
-async def list_advisories(services: Services, stack_id: str | None = None) -> list[OpenAdvisory]:
-    """Recorded matches, newest first; of one stack (404 for an unknown one) or all."""
-    if stack_id is not None:
-        await find_stack(services, stack_id)
-    return await services.shield.matches(stack_id)
-
-
-async def feed_health(services: Services) -> list[dict[str, Any]]:
-    """Each configured feed and what its last polls left (the console's feed table)."""
-    states = await services.shield.feed_states()
-    rows = []
-    for feed in services.settings.shield_feeds:
-        state = states.get(feed) or FeedState(feed=feed)
-        rows.append(
-            {
-                "feed": feed,
-                "ok_at": state.ok_at,
-                "polled_at": state.polled_at,
-                "failures": state.failures,
-                "error": state.last_error,
-                "entries": state.entries,
-                "format": state.format,
-                "next_attempt_at": state.next_attempt_at,
-            }
-        )
-    return rows
 
 
 async def shield_loop(services: Services, stop: asyncio.Event) -> None:

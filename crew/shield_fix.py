@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from crew.container import Services
 from crew.errors import AdvisoryNotFoundError, StackConflictError
-from crew.shield import applied_plan
+from crew.shield_inventory import applied_plan
 from crew.stacks import find_stack
 from schemas.shield import PlanFixProposal
 from shield.fix import describe_fix, propose_fix

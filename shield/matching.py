@@ -69,12 +69,30 @@ def product_of(item: InventoryItem) -> Product | None:
 
 def match(advisory: Advisory, item: InventoryItem) -> Match | None:
     """How `advisory` affects `item`, or None."""
+    if item.kind is InventoryKind.TLS_POLICY and item.version:
+        return _match_policy(f"{advisory.title} {advisory.summary}", item)
     product = product_of(item)
     if product is None or not item.version:
         return None
     if advisory.affected:
         return _match_cpe(advisory.affected, item, product)
     return _match_text(f"{advisory.title} {advisory.summary}", item, product)
+
+
+#: "move listeners to X", "use X instead": X is the recommendation, not the affected one
+_RECOMMENDS = re.compile(r"\b(?:to|use|using)\s+(?:the\s+)?(?:policy\s+)?$", re.IGNORECASE)
+
+
+def _match_policy(text: str, item: InventoryItem) -> Match | None:
+    """A TLS policy has no versions: an advisory matches when it names the policy itself
+    (`ELBSecurityPolicy-2016-08 still negotiates TLS 1.0`)."""
+    policy = item.version or ""
+    mentions = re.finditer(rf"(?<![\w-]){re.escape(policy)}(?![\w-])", text)
+    if all(_RECOMMENDS.search(text[max(0, m.start() - 40) : m.start()]) for m in mentions):
+        return None  # not named, or named only as what to move to
+    return Match(
+        MatchBasis.TEXT, f"{item.address} uses TLS policy {policy}, which the advisory names", None
+    )
 
 
 def _names_product(r: AffectedRange, product: Product) -> bool:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from api.deps import ServicesDep, Submitter, Viewer
 from api.errors import ErrorBody
-from crew.shield import list_advisories, poll_feeds
+from crew.shield import poll_feeds
 from crew.shield_fix import plan_fix
+from crew.shield_views import list_advisories
 from schemas.shield import OpenAdvisory, PlanFixProposal, ShieldPollReport
 
 router = APIRouter(tags=["shield"])

@@ -16,8 +16,8 @@ from api.deps import ServicesDep
 from api.web.deps import SignedIn
 from api.web.render import ConsoleRoute, page
 from crew.errors import AdvisoryNotFoundError, StackConflictError
-from crew.shield import feed_health, list_advisories
 from crew.shield_fix import plan_fix
+from crew.shield_views import feed_health, list_advisories
 from crew.stacks import find_stack
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)

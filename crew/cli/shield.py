@@ -107,7 +107,7 @@ def list_command(
     and the catalog fix when there is one. Exit 2 for an unknown stack."""
     from crew.cli.main import _with_services, load_settings, run_async
     from crew.logs import configure_logging
-    from crew.shield import list_advisories
+    from crew.shield_views import list_advisories
 
     settings = load_settings()
     configure_logging("WARNING")

@@ -464,3 +464,20 @@ def test_the_cli_prints_feeds_matches_and_their_reasons_escaped() -> None:
     helped = CliRunner().invoke(app, ["shield", "--help"], env={"COLUMNS": "200"}, color=False)
     assert helped.exit_code == 0
     assert all(command in helped.stdout for command in ("poll", "list", "plan-fix"))
+
+
+def test_a_tls_policy_matches_an_advisory_that_names_it() -> None:
+    advisory = Advisory(
+        advisory_id="AWS-2026-004",
+        title="ELBSecurityPolicy-2016-08 still negotiates TLS 1.0 and 1.1",
+        summary="Move listeners to ELBSecurityPolicy-TLS13-1-2-2021-06.",
+        feed="f",
+    )
+    old = item("elb-tls", "ELBSecurityPolicy-2016-08", InventoryKind.TLS_POLICY)
+    found = match(advisory, old)
+    assert found is not None
+    assert "uses TLS policy ELBSecurityPolicy-2016-08" in found.reason
+    new = item("elb-tls", "ELBSecurityPolicy-TLS13-1-2-2021-06", InventoryKind.TLS_POLICY)
+    assert match(advisory, new) is None  # named only as what to move to
+    newer = item("elb-tls", "ELBSecurityPolicy-TLS13-1-3-2021-06", InventoryKind.TLS_POLICY)
+    assert match(advisory, newer) is None
