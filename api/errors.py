@@ -28,6 +28,7 @@ from crew.errors import (
     ForbiddenError,
     RunConflictError,
     RunNotFoundError,
+    ShieldBusyError,
     StackConflictError,
     StackNotFoundError,
     StalePlanError,
@@ -162,6 +163,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AdvisoryNotFoundError)
     async def _advisory_not_found(_: Request, exc: AdvisoryNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content=_body("advisory_not_found", str(exc)))
+
+    @app.exception_handler(ShieldBusyError)
+    async def _shield_busy(_: Request, exc: ShieldBusyError) -> JSONResponse:
+        return JSONResponse(status_code=409, content=_body("conflict", str(exc)))
 
     @app.exception_handler(StackConflictError)
     async def _stack_conflict(_: Request, exc: StackConflictError) -> JSONResponse:

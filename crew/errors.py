@@ -135,3 +135,8 @@ class AdvisoryNotFoundError(CrewError):
         )
         self.stack_id = stack_id
         self.advisory_id = advisory_id
+
+
+class ShieldBusyError(CrewError):
+    """Another advisory poll is running (HTTP 409, CLI exit 4): one at a time, across
+    processes."""

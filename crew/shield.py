@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from crew.container import Services
-from crew.errors import CrewError, FeedError, SlackError
+from crew.errors import CrewError, FeedError, ShieldBusyError, SlackError
 from crew.gate.alerts import emit_alert
 from crew.shield_inventory import stack_items
 from crew.shield_message import render_advisory
@@ -45,13 +45,19 @@ from tools.feeds import backoff_s, fetch_feed
 
 logger = logging.getLogger(__name__)
 
+#: How long a poll asked for by a human waits for one already running.
+POLL_WAIT_S = 10.0
+
 
 async def poll_feeds(
     services: Services, *, trigger: str, client: httpx.AsyncClient | None = None
 ) -> ShieldPollReport:
     """Fetch every feed now, then match what is known against every deployed stack. One poll
-    runs at a time across processes (a second waits for the first)."""
-    async with services.shield.poll_lock(wait=True):
+    runs at a time across processes: a second waits for the first (up to POLL_WAIT_S, then
+    ShieldBusyError: 409 over REST, exit 4 from the CLI)."""
+    async with services.shield.poll_lock(wait_s=POLL_WAIT_S) as held:
+        if not held:
+            raise ShieldBusyError("another advisory poll is running; try again in a minute")
         return await _poll(services, trigger, client)
 
 
@@ -75,8 +81,6 @@ async def _poll(
             for feed in settings.shield_feeds
         ]
     stacks, fresh, known = await match_stacks(services, now)
-    for found in fresh:
-        await _announce(services, found)
     await deliver_slack(services)
     report = ShieldPollReport(
         polled_at=now,
@@ -191,10 +195,15 @@ async def match_stacks(services: Services, now: datetime) -> tuple[int, list[Shi
         stacks += 1
         found_now = _matches(summary.stack_id, applied.run_id, plan, items, advisories, now)
         for found in found_now:
-            if await services.shield.record_match(found):
+            seen = await services.shield.get_match(found.stack_id, found.advisory.advisory_id)
+            if seen is None:
+                # announced before it is recorded: a crash between the two announces it again
+                # next poll, and the announcement's dedup key keeps that to one event
+                await _announce(services, found)
                 fresh.append(found)
             else:
                 known += 1
+            await services.shield.record_match(found)  # reopens one resolved before
         ids = [f.advisory.advisory_id for f in found_now]
         resolved = await services.shield.resolve_missing(summary.stack_id, ids, now)
         if resolved:
@@ -284,7 +293,7 @@ async def shield_loop(services: Services, stop: asyncio.Event) -> None:
     """The scheduled poll, every CREW_SHIELD_INTERVAL_S until `stop`; errors are logged."""
     while not stop.is_set():
         try:
-            async with services.shield.poll_lock(wait=False) as held:
+            async with services.shield.poll_lock(wait_s=0) as held:
                 if held:  # else another process is polling now: this round is its
                     await _poll(services, "schedule", None)
         except asyncio.CancelledError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,23 +40,25 @@ class ShieldStore:
         self._pool = pool
 
     @contextlib.asynccontextmanager
-    async def poll_lock(self, *, wait: bool) -> AsyncIterator[bool]:
-        """Hold the poll lock (a session advisory lock on one pooled connection) for the
-        block; yields False when `wait` is off and another process is polling."""
-        async with self._pool.connection() as conn:
-            if wait:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (POLL_LOCK_KEY,))
-                held = True
-            else:
+    async def poll_lock(self, *, wait_s: float) -> AsyncIterator[bool]:
+        """Hold the poll lock for the block; yields False when another process held it for
+        all of `wait_s`. A transaction-level advisory lock on one pooled connection: however
+        the block ends (a cancelled request included), returning the connection ends the
+        transaction and frees the lock. Tries without blocking in Postgres, so a waiting
+        poll holds no server-side wait."""
+        async with self._pool.connection() as conn, conn.transaction():
+            deadline = asyncio.get_running_loop().time() + wait_s
+            while True:
                 row = await (
-                    await conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (POLL_LOCK_KEY,))
+                    await conn.execute(
+                        "SELECT pg_try_advisory_xact_lock(%s) AS held", (POLL_LOCK_KEY,)
+                    )
                 ).fetchone()
                 held = bool(row and row["held"])
-            try:
-                yield held
-            finally:
-                if held:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (POLL_LOCK_KEY,))
+                if held or asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(0.25)
+            yield held
 
     # -- feeds ----------------------------------------------------------------------------
 

@@ -39,7 +39,14 @@ async def get_advisories(
     return await list_advisories(services, stack_id)
 
 
-@router.post("/v1/shield/poll", response_model=ShieldPollReport, responses=_ERRORS)
+@router.post(
+    "/v1/shield/poll",
+    response_model=ShieldPollReport,
+    responses={
+        **_ERRORS,
+        409: {"model": ErrorBody, "description": "Another poll is running (try again soon)."},
+    },
+)
 async def post_poll(services: ServicesDep, submitter: Submitter) -> ShieldPollReport:
     """Poll every advisory feed now (submitter role) and match against every deployed stack.
 

@@ -44,6 +44,7 @@ from crew.errors import (
     GateRefusedError,
     RunConflictError,
     RunNotFoundError,
+    ShieldBusyError,
     StackConflictError,
     StackNotFoundError,
     StalePlanError,
@@ -123,7 +124,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(2) from exc
     except (RunNotFoundError, StackNotFoundError, AdvisoryNotFoundError) as exc:
         fail(2, str(exc))
-    except (RunConflictError, StalePlanError, StackConflictError) as exc:
+    except (RunConflictError, StalePlanError, StackConflictError, ShieldBusyError) as exc:
         fail(4, str(exc))
     except GateRefusedError as exc:
         fail(5, str(exc))
