@@ -70,7 +70,8 @@ METRICS: dict[str, str] = {
     "crew_drift_checks_total": "drift checks of deployed stacks (`result`: drifted or clean)",
     "crew_shield_advisories": "advisories matched to each deployed stack (`stack_id`, "
     "`severity`), from Postgres",
-    "crew_shield_feed_failures_total": "advisory feed polls that failed (`feed`)",
+    "crew_shield_feed_failures_total": "advisory feed polls that failed (which feed, and why, is "
+    "in the log and on the console's Advisories page)",
 }
 
 #: Metrics that stay at zero while all is well (alerts, not activity).
@@ -261,8 +262,10 @@ class CrewMetrics:
             ["stack_id", "severity"],
             registry=r,
         )
+        # No feed label: the series exists (at zero) from the start, for increase() and
+        # alerts; the feed and its error are in the log and the console.
         self.shield_feed_failures = Counter(
-            "crew_shield_feed_failures", doc("crew_shield_feed_failures"), ["feed"], registry=r
+            "crew_shield_feed_failures", doc("crew_shield_feed_failures"), registry=r
         )
         self.published_events = Counter(
             "crew_bus_published", doc("crew_bus_published"), ["bus"], registry=r
@@ -357,8 +360,8 @@ class CrewMetrics:
     def drift_checked(self, drifted: bool) -> None:
         self.drift_checks.labels(result="drifted" if drifted else "clean").inc()
 
-    def shield_feed_failed(self, feed: str) -> None:
-        self.shield_feed_failures.labels(feed=feed).inc()
+    def shield_feed_failed(self) -> None:
+        self.shield_feed_failures.inc()
 
     # -- what the cluster looks like ----------------------------------------------------------
 

@@ -158,7 +158,7 @@ async def _feed_failed(
     failures = state.failures + 1
     wait = timedelta(seconds=backoff_s(failures, max(60.0, services.settings.shield_interval_s)))
     failures = await services.shield.feed_failed(feed, now, error, wait)
-    services.metrics.shield_feed_failed(feed)
+    services.metrics.shield_feed_failed()
     logger.warning(
         "shield: feed %s failed (%d in a row), next try in %s: %s",
         feed,

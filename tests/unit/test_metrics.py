@@ -69,7 +69,7 @@ def observed() -> CrewMetrics:
     m.observe_step("rollback", 30.0, {"rollback_result": late})
     m.rollback_sla_breached("apply_failure")  # the gate job's count (crew/gate/timers.py)
     m.drift_checked(True)  # crew/drift.py
-    m.shield_feed_failed("https://feeds.test/nvd.json")  # crew/shield.py
+    m.shield_feed_failed()  # crew/shield.py
     m.observe_terraform("plan", 4.2, True)
     m.observe_checkov(1.5)
     m.published("redis", OpsEvent(type=EventType.PLAN_PENDING, at=AT))
