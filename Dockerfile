@@ -30,6 +30,7 @@ COPY memory ./memory
 COPY api ./api
 COPY catalog ./catalog
 COPY sentinel ./sentinel
+COPY shield ./shield
 RUN scripts/install.sh --venv /opt/crew --extras runtime
 
 # -- downloads: HashiCorp releases, checked against their SHA256SUMS -------------------------

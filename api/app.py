@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 from api.deps import current_principal
 from api.errors import ErrorBody, document_errors, install_error_handlers
 from api.guard import RequestGuard
-from api.routes import audit, goals, health, metrics, runs, slack, stacks
+from api.routes import audit, goals, health, metrics, runs, shield, slack, stacks
 from api.web import install_console
 from crew import __version__
 from crew.conductor import Conductor
@@ -72,7 +72,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     _guard(app, settings)
     app.state.slack = slack.SlackRuntime()
     # /v1 needs a bearer token (when tokens are configured); /slack verifies Slack's signature.
-    for router in (goals.router, runs.router, audit.router, stacks.router):
+    for router in (goals.router, runs.router, audit.router, stacks.router, shield.router):
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=_AUTHENTICATED
         )

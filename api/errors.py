@@ -22,11 +22,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import (
+    AdvisoryNotFoundError,
     CrewError,
     DatabaseError,
     ForbiddenError,
     RunConflictError,
     RunNotFoundError,
+    ShieldBusyError,
     StackConflictError,
     StackNotFoundError,
     StalePlanError,
@@ -157,6 +159,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StackNotFoundError)
     async def _stack_not_found(_: Request, exc: StackNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content=_body("stack_not_found", str(exc)))
+
+    @app.exception_handler(AdvisoryNotFoundError)
+    async def _advisory_not_found(_: Request, exc: AdvisoryNotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content=_body("advisory_not_found", str(exc)))
+
+    @app.exception_handler(ShieldBusyError)
+    async def _shield_busy(_: Request, exc: ShieldBusyError) -> JSONResponse:
+        return JSONResponse(status_code=409, content=_body("conflict", str(exc)))
 
     @app.exception_handler(StackConflictError)
     async def _stack_conflict(_: Request, exc: StackConflictError) -> JSONResponse:

@@ -279,11 +279,29 @@ class RdsParams(Params):
 
 
 class RdsPostgresParams(RdsParams):
-    engine_version: Literal["15", "16", "17"] = "16"
+    engine_version: str = Field(
+        default="16",
+        pattern=r"^(15|16|17)(\.[0-9]{1,2})?$",
+        description="Major version (15, 16, 17; minor versions follow AWS's automatic "
+        "upgrades), or major.minor to require at least that minor version now (a security "
+        "fix, e.g. 16.4).",
+    )
 
 
 class RdsMysqlParams(RdsParams):
-    engine_version: Literal["8.0", "8.4"] = "8.0"
+    engine_version: str = Field(
+        default="8.0",
+        pattern=r"^8\.(0|4)(\.[0-9]{1,2})?$",
+        description="8.0 or 8.4 (minor versions follow AWS's automatic upgrades), or with a "
+        "patch version to require at least it now (a security fix, e.g. 8.0.40).",
+    )
+
+
+def engine_major(version: str, engine: str) -> str:
+    """The major version a parameter group family is named after: '16' for postgres 16.4,
+    '8.0' for mysql 8.0.40."""
+    parts = version.split(".")
+    return parts[0] if engine == "postgres" else ".".join(parts[:2])
 
 
 CacheNodeType = Literal[

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -32,15 +32,15 @@ from cli.render import (
     stacks_table,
     version_option,
 )
-from cli.runner import fail, load_settings, run_async
+from cli.runner import fail, load_settings, run_async, with_services
+from cli.shield import shield_app
 from cli.token import token_app
 from cli.validate import validate_command
-from crew.container import Services, open_services
+from crew.container import Services
 from crew.drift import accept_drift, check_drift
 from crew.gate.actions import Identity, act
 from crew.logs import configure_logging
 from crew.service import run_detail, submit_goal
-from crew.settings import Settings
 from crew.stacks import list_stacks, stack_detail
 from crew.worker import Worker
 from schemas.approval import Channel, Decision
@@ -73,6 +73,7 @@ app.add_typer(diagram_app, name="diagram")
 app.add_typer(token_app, name="token")
 app.add_typer(memory_app, name="memory")
 app.add_typer(llm_app, name="llm")
+app.add_typer(shield_app, name="shield")
 
 T = TypeVar("T")
 
@@ -85,11 +86,6 @@ def _root(
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
-
-async def _with_services(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
-    async with open_services(settings) as services:
-        return await body(services)
 
 
 async def _drive_here(services: Services, run_id: str, show_progress: bool) -> None:
@@ -231,7 +227,7 @@ def run(
         await _drive_here(services, record.run_id, not as_json)
         return await run_detail(services, record.run_id, with_audit=as_json)
 
-    detail = run_async(_with_services(settings, body))
+    detail = run_async(with_services(settings, body))
     _show(detail, as_json)
     raise typer.Exit(
         0 if detail.state in (ConductorState.WAIT_FOR_APPROVE, ConductorState.DONE) else 1
@@ -254,7 +250,7 @@ def _decide_command(
             await _drive_here(services, run_id, not as_json)
         return await run_detail(services, run_id, with_audit=as_json)
 
-    detail = run_async(_with_services(settings, body))
+    detail = run_async(with_services(settings, body))
     _show(detail, as_json)
     bad = (ConductorState.FAILED, ConductorState.ROLLBACK, ConductorState.BLOCKED)
     raise typer.Exit(
@@ -328,7 +324,7 @@ def rollback(
             await _drive_here(services, run_id, not as_json)
         return await run_detail(services, run_id, with_audit=as_json)
 
-    detail = run_async(_with_services(settings, body))
+    detail = run_async(with_services(settings, body))
     _show(detail, as_json)
     done = detail.artifacts.rollback_result
     raise typer.Exit(0 if detail.state is ConductorState.ROLLBACK or (done and done.ok) else 1)
@@ -352,7 +348,7 @@ def cancel(
         await act(services, run_id, Decision.CANCEL, _cli(actor), reason=reason)
         return await run_detail(services, run_id, with_audit=as_json)
 
-    _show(run_async(_with_services(settings, body)), as_json)
+    _show(run_async(with_services(settings, body)), as_json)
 
 
 @app.command("runs")
@@ -368,7 +364,7 @@ def list_runs(
     async def body(services: Services) -> list[Any]:
         return [r.to_summary() for r in await services.runs.list_runs(state=state, limit=limit)]
 
-    summaries = run_async(_with_services(settings, body))
+    summaries = run_async(with_services(settings, body))
     if as_json:
         print_json(summaries)
     else:
@@ -383,7 +379,7 @@ def stacks_command(as_json: JsonOpt = False) -> None:
     """
     settings = load_settings()
     configure_logging("WARNING")
-    summaries = run_async(_with_services(settings, list_stacks))
+    summaries = run_async(with_services(settings, list_stacks))
     if as_json:
         print_json(summaries)
     else:
@@ -399,7 +395,7 @@ def stack_command(stack_id: str, as_json: JsonOpt = False) -> None:
     """
     settings = load_settings()
     configure_logging("WARNING")
-    detail = run_async(_with_services(settings, lambda s: stack_detail(s, stack_id)))
+    detail = run_async(with_services(settings, lambda s: stack_detail(s, stack_id)))
     if as_json:
         print_json(detail)
     else:
@@ -435,7 +431,7 @@ def drift_command(
             return await accept_drift(services, stack_id, actor=f"cli:{who}")
         return await check_drift(services, stack_id, trigger=f"cli:{who}")
 
-    report = run_async(_with_services(settings, body))
+    report = run_async(with_services(settings, body))
     if as_json:
         print_json(report)
     else:
@@ -448,9 +444,7 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
     """Show a run: plan, build, validation, decision, apply, and what to do next."""
     settings = load_settings()
     configure_logging("WARNING")
-    detail = run_async(
-        _with_services(settings, lambda s: run_detail(s, run_id, with_audit=as_json))
-    )
+    detail = run_async(with_services(settings, lambda s: run_detail(s, run_id, with_audit=as_json)))
     _show(detail, as_json)
 
 

@@ -8,8 +8,8 @@ Exit codes: 0 done, 1 the crew failed (CrewError), 2 bad input or unknown id, 4 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -17,15 +17,20 @@ from pydantic import ValidationError
 from cli.render import err
 from crew.settings import Settings
 from schemas.errors import (
+    AdvisoryNotFoundError,
     CrewError,
     GateRefusedError,
     RunConflictError,
     RunNotFoundError,
+    ShieldBusyError,
     StackConflictError,
     StackNotFoundError,
     StalePlanError,
 )
 from schemas.inputs import InputError, problems_from_errors
+
+if TYPE_CHECKING:
+    from crew.container import Services
 
 T = TypeVar("T")
 
@@ -55,9 +60,9 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
             err.print(f"[red]{problem.field or '(input)'}[/red]: {problem.problem}")
             err.print(f"  fix: {problem.fix}")
         raise typer.Exit(2) from exc
-    except (RunNotFoundError, StackNotFoundError) as exc:
+    except (RunNotFoundError, StackNotFoundError, AdvisoryNotFoundError) as exc:
         fail(2, str(exc))
-    except (RunConflictError, StalePlanError, StackConflictError) as exc:
+    except (RunConflictError, StalePlanError, StackConflictError, ShieldBusyError) as exc:
         fail(4, str(exc))
     except GateRefusedError as exc:
         fail(5, str(exc))
@@ -65,3 +70,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         fail(1, str(exc))
     except KeyboardInterrupt:
         fail(130, "interrupted; the run continues from its last checkpoint next time")
+
+
+async def with_services(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the crew's services (Postgres, the graph) around one command body. The container
+    is imported here, not at start-up: `--help` and input errors answer without it."""
+    from crew.container import open_services
+
+    async with open_services(settings) as services:
+        return await body(services)

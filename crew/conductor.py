@@ -152,6 +152,7 @@ async def cluster_snapshot(services: Services) -> ClusterSnapshot:
         unrelayed=0 if services.bus.kind == "postgres" else await count_unrelayed(services.pool),
         workers=[(b.worker_id, b.role, b.age_s, b.dead) for b in beats],
         decisions=await services.gate.decisions_acted_on(),
+        shield_advisories=await services.shield.open_by_severity(),
     )
 
 

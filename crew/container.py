@@ -49,6 +49,7 @@ from memory.gate import GateStore
 from memory.locks import StackLocks
 from memory.migrate import migrate
 from memory.runs import RunStore
+from memory.shield import ShieldStore
 from memory.slack import SlackMessageStore
 from memory.stacks import StackStore
 from nodes.planners.catalog import CatalogPlanner
@@ -128,6 +129,8 @@ class Services:
     """What each goal deployed, read from its runs (crew/stacks.py)."""
     drift: DriftStore
     """Drift checks of deployed stacks (crew/drift.py)."""
+    shield: ShieldStore
+    """Shield-Lite: advisory feeds, advisories and their matches to stacks (crew/shield.py)."""
 
 
 def build_terraform_runner(
@@ -416,6 +419,7 @@ async def open_services(settings: Settings, *, role: str = "cli") -> AsyncIterat
                 metrics=metrics,
                 stacks=StackStore(pool),
                 drift=DriftStore(pool),
+                shield=ShieldStore(pool),
             )
         finally:
             try:

@@ -68,6 +68,10 @@ METRICS: dict[str, str] = {
     "crew_bus_ack_errors_total": "acknowledgements that failed (`bus`, `group`)",
     "crew_bus_rejected_total": "messages dropped because they were not valid OpsEvents",
     "crew_drift_checks_total": "drift checks of deployed stacks (`result`: drifted or clean)",
+    "crew_shield_advisories": "advisories matched to each deployed stack (`stack_id`, "
+    "`severity`), from Postgres",
+    "crew_shield_feed_failures_total": "advisory feed polls that failed (which feed, and why, is "
+    "in the log and on the console's Advisories page)",
 }
 
 #: Metrics that stay at zero while all is well (alerts, not activity).
@@ -78,6 +82,7 @@ ZERO_WHEN_HEALTHY = frozenset(
         "crew_bus_publish_errors_total",
         "crew_bus_ack_errors_total",
         "crew_bus_rejected_total",
+        "crew_shield_feed_failures_total",
     }
 )
 
@@ -145,6 +150,8 @@ class ClusterSnapshot:
     """(worker_id, role, heartbeat age in seconds, dead)."""
     decisions: Mapping[tuple[str, str], int]
     """Gate decisions acted on, by (decision, channel), as the audit log records them."""
+    shield_advisories: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Advisories matched to stacks, by (stack_id, severity)."""
 
 
 class _DecisionCounts:
@@ -249,6 +256,17 @@ class CrewMetrics:
         )
         for result in ("drifted", "clean"):  # both series from the start: increase() sees the first
             self.drift_checks.labels(result=result)
+        self.shield_advisories = Gauge(
+            "crew_shield_advisories",
+            doc("crew_shield_advisories"),
+            ["stack_id", "severity"],
+            registry=r,
+        )
+        # No feed label: the series exists (at zero) from the start, for increase() and
+        # alerts; the feed and its error are in the log and the console.
+        self.shield_feed_failures = Counter(
+            "crew_shield_feed_failures", doc("crew_shield_feed_failures"), registry=r
+        )
         self.published_events = Counter(
             "crew_bus_published", doc("crew_bus_published"), ["bus"], registry=r
         )
@@ -342,6 +360,9 @@ class CrewMetrics:
     def drift_checked(self, drifted: bool) -> None:
         self.drift_checks.labels(result="drifted" if drifted else "clean").inc()
 
+    def shield_feed_failed(self) -> None:
+        self.shield_feed_failures.inc()
+
     # -- what the cluster looks like ----------------------------------------------------------
 
     def set_cluster(self, snapshot: ClusterSnapshot) -> None:
@@ -355,6 +376,9 @@ class CrewMetrics:
                 self.bus_pending.labels(group=group).set(depth)
         self.unrelayed.set(snapshot.unrelayed)
         self.decisions.update(snapshot.decisions)
+        self.shield_advisories.clear()
+        for (stack_id, severity), n in snapshot.shield_advisories.items():
+            self.shield_advisories.labels(stack_id=stack_id, severity=severity).set(n)
         self.heartbeat_age.clear()
         self.workers.clear()
         counts: dict[tuple[str, str], int] = {}

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crew.access import ApiToken, check_approver_entry, check_unique, parse_token_entry
+from tools.feeds import check_feed_location
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (
@@ -122,6 +123,29 @@ class Settings(BaseSettings):
         description="How often each deployed stack is checked for drift (a plan of its applied "
         "configuration); 0 turns the scheduled check off (`crew drift` and the REST route "
         "still work).",
+    )
+    shield_feeds: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Shield-Lite's advisory feeds, comma-separated: http(s) URLs of RSS 2.0 or "
+        "Atom feeds or NVD CVE API 2.0 JSON, or absolute paths to such files. Anything else is "
+        "refused at start-up. Unset: no feeds (`crew shield poll` says so).",
+    )
+    shield_interval_s: float = Field(
+        default=3600,
+        ge=0,
+        description="How often workers poll the advisory feeds (conditional GETs) and match them "
+        "against deployed stacks; 0 turns the scheduled poll off (`crew shield poll` and the "
+        "REST route still work). A failing feed backs off (doubling, up to 6 hours).",
+    )
+    shield_fetch_timeout_s: float = Field(
+        default=20, gt=0, le=300, description="Limit for one feed request (seconds)."
+    )
+    shield_max_feed_bytes: int = Field(
+        default=20_000_000,
+        ge=1024,
+        le=500_000_000,
+        description="Largest feed body read (bytes); a larger one is refused while it streams.",
     )
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
@@ -497,6 +521,20 @@ class Settings(BaseSettings):
                 "--role ROLE` (or keep CREW_HOST=127.0.0.1)"
             )
         return self
+
+    @field_validator("shield_feeds", mode="before")
+    @classmethod
+    def _split_feeds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [f.strip() for f in value.split(",") if f.strip()]
+        return value
+
+    @field_validator("shield_feeds")
+    @classmethod
+    def _feeds_are_http_or_files(cls, value: list[str]) -> list[str]:
+        for feed in value:
+            check_feed_location(feed)
+        return list(dict.fromkeys(value))
 
     @field_validator("approvers", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from crew.drift import drift_loop
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
+from crew.shield import shield_loop
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import LeaseLostError, RunRecord
@@ -244,6 +245,8 @@ class Worker:
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
         if self.settings.drift_interval_s > 0:
             helpers.append(asyncio.create_task(drift_loop(self.services, stop)))
+        if self.settings.shield_interval_s > 0 and self.settings.shield_feeds:
+            helpers.append(asyncio.create_task(shield_loop(self.services, stop)))
         # checkov imported before the first run needs it
         helpers.append(asyncio.create_task(self.services.context.sentinel.tools.checkov.warm_up()))
         memory = self.services.context.plan_memory

@@ -117,3 +117,26 @@ class RunConflictError(CrewError):
     def __init__(self, run_id: str, message: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class FeedError(ToolError):
+    """An advisory feed could not be fetched or read (unreachable, an HTTP error, a redirect to
+    a refused scheme, too large, not RSS/Atom/NVD JSON). Never fatal: the feed is reported
+    (metric, log, console) and tried again after a back-off; the other feeds go on."""
+
+
+class AdvisoryNotFoundError(CrewError):
+    """No recorded match of this advisory for this stack (HTTP 404)."""
+
+    def __init__(self, stack_id: str, advisory_id: str) -> None:
+        super().__init__(
+            f"no advisory '{advisory_id}' recorded for stack '{stack_id}' (crew shield list "
+            "shows them)"
+        )
+        self.stack_id = stack_id
+        self.advisory_id = advisory_id
+
+
+class ShieldBusyError(CrewError):
+    """Another advisory poll is running (HTTP 409, CLI exit 4): one at a time, across
+    processes."""

@@ -44,6 +44,8 @@ class EventType(StrEnum):
     # -- day 2: stacks changed behind the crew's back (crew/drift.py) -----------------------
     DRIFT_DETECTED = "drift.detected"
     DRIFT_ACCEPTED = "drift.accepted"
+    # -- Shield-Lite: an advisory affects a deployed stack (crew/shield.py) -----------------
+    SHIELD_ADVISORY = "shield.advisory"
     # -- the run queue (not a transition: it hands a run to a worker through the bus) -------
     RUN_READY = "run.ready"
 

@@ -12,6 +12,7 @@ from schemas.drift import DriftReport
 from schemas.goal import GoalStatement
 from schemas.heartbeat import Heartbeat
 from schemas.plan import DesignBlocked, PlanSpec
+from schemas.shield import ShieldMatch
 from schemas.validation import ValidateRequest, ValidationReport
 
 PAYLOADS: dict[str, type[Artifact]] = {
@@ -28,5 +29,6 @@ PAYLOADS: dict[str, type[Artifact]] = {
         ApplyResult,
         Heartbeat,
         DriftReport,
+        ShieldMatch,
     )
 }

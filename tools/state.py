@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,12 +66,34 @@ async def read_stack_state(
     Raises OSError or ValueError for a local state that cannot be read, and the runner's
     ToolError when `terraform state pull` fails.
     """
+    return parse_state(await read_state_document(backend, stack, terraform, workspace))
+
+
+async def read_state_document(
+    backend: StateBackend, stack: StackKey, terraform: StatePuller, workspace: Path | None
+) -> dict[str, Any]:
+    """The stack's raw state document (v4), for readers that need resource attributes (the
+    Shield-Lite inventory: engine versions, images); `{}` when there is no state yet. Raises
+    as `read_stack_state` does. Sensitive values are in it: callers keep only what they name."""
     if backend.kind == "local" and backend.local_dir is not None:
         path = backend.local_dir / stack.id / STATE_FILE
-        return parse_state(await asyncio.to_thread(_read_json, path))
+        return await asyncio.to_thread(_read_json, path)
     if workspace is None:
         raise FileNotFoundError("no initialised workspace of this stack to read its state from")
-    return parse_state(await terraform.state_pull(workspace))
+    return await terraform.state_pull(workspace)
+
+
+_LOCKED_PROVIDER = re.compile(r'provider\s+"([^"]+)"\s*\{[^}]*?\bversion\s*=\s*"([^"]+)"', re.S)
+
+
+def read_provider_versions(workspace: Path) -> dict[str, str]:
+    """Provider source -> version as the workspace's `.terraform.lock.hcl` pins them (what
+    terraform really ran); empty when the workspace or its lock file is gone."""
+    try:
+        text = (workspace / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {source: version for source, version in _LOCKED_PROVIDER.findall(text)[:50]}
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
-from api.web import actions, pages
+from api.web import actions, pages, shield_pages
 from api.web.session import SessionSigner
 from crew.settings import Settings
 
@@ -26,6 +26,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     secret = settings.session_secret.get_secret_value() if settings.session_secret else None
     app.state.console_sessions = SessionSigner.from_secret(secret, settings.session_ttl_s)
     app.include_router(pages.router)
+    app.include_router(shield_pages.router)
     app.include_router(actions.router)
     # Mermaid is 5.5 MB as built; compressed it is a quarter of that.
     static = GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024, compresslevel=6)

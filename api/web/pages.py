@@ -106,7 +106,13 @@ async def stack_page(
 ) -> Response:
     """One stack: its runs, and the resources and outputs its state holds now."""
     stack = await stack_detail(services, stack_id)
-    return page(request, visitor, "stack.html", {"stack": stack, "tones": _STACK_TONES})
+    advisories = await services.shield.matches(stack.stack_id)
+    return page(
+        request,
+        visitor,
+        "stack.html",
+        {"stack": stack, "tones": _STACK_TONES, "advisories": advisories},
+    )
 
 
 @router.get("/fragments/runs")

@@ -26,6 +26,7 @@ from api.web.goal_form import field_id
 from api.web.session import COOKIE_NAME, SessionSigner, safe_next, secure_cookie
 from api.web.views import FILTERS
 from schemas.errors import (
+    AdvisoryNotFoundError,
     CrewError,
     DatabaseError,
     ForbiddenError,
@@ -130,6 +131,8 @@ async def _answer(request: Request, exc: Exception) -> Response:
         return error_page(request, 404, "No such run", str(exc))
     if isinstance(exc, StackNotFoundError):
         return error_page(request, 404, "No such stack", str(exc))
+    if isinstance(exc, AdvisoryNotFoundError):
+        return error_page(request, 404, "No such advisory", str(exc))
     if isinstance(exc, ForbiddenError):
         return error_page(request, 403, "Not allowed", str(exc))
     if isinstance(exc, RequestValidationError | InputError):

@@ -69,6 +69,7 @@ def observed() -> CrewMetrics:
     m.observe_step("rollback", 30.0, {"rollback_result": late})
     m.rollback_sla_breached("apply_failure")  # the gate job's count (crew/gate/timers.py)
     m.drift_checked(True)  # crew/drift.py
+    m.shield_feed_failed()  # crew/shield.py
     m.observe_terraform("plan", 4.2, True)
     m.observe_checkov(1.5)
     m.published("redis", OpsEvent(type=EventType.PLAN_PENDING, at=AT))
@@ -84,6 +85,7 @@ def observed() -> CrewMetrics:
             unrelayed=4,
             workers=[("w1", "worker", 1.5, False), ("w2", "worker", 40.0, True)],
             decisions={("approve", "slack"): 1, ("approve", "cli"): 2},
+            shield_advisories={("orders-api.eu-west-1.bd9ea678", "high"): 2},
         )
     )
     return m

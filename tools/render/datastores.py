@@ -8,7 +8,12 @@ their logs, and in prod keep deletion protection and a final snapshot.
 
 from __future__ import annotations
 
-from catalog.components import ElastiCacheRedisParams, RdsMysqlParams, RdsPostgresParams
+from catalog.components import (
+    ElastiCacheRedisParams,
+    RdsMysqlParams,
+    RdsPostgresParams,
+    engine_major,
+)
 from schemas.plan import Component
 from tools.hcl import Attr, Block, Ref, Template
 from tools.render.context import Fragment, RenderContext, output, resource
@@ -36,6 +41,7 @@ def _network(
 
 
 def _parameters(engine: str, version: str) -> tuple[str, list[tuple[str, str]]]:
+    version = engine_major(version, engine)  # a minor pin keeps its major's family
     if engine == "postgres":
         return f"postgres{version}", [
             ("log_min_duration_statement", "1000"),
