@@ -15,6 +15,7 @@ from catalog.components import (
     Ec2AsgParams,
     EcsServiceParams,
     Grant,
+    HttpApiParams,
     Params,
 )
 from catalog.problems import Problem, ProblemCode
@@ -30,6 +31,8 @@ STORE_TYPES: dict[DataStoreKind, str] = {
     DataStoreKind.OBJECT_STORAGE: "s3_bucket",
     DataStoreKind.QUEUE: "sqs_queue",
 }
+#: Functions scale with requests up to their reserved concurrency: capacity is not counted
+#: in tasks, so the rps check applies to load-balanced services only.
 
 
 def check_coverage(
@@ -58,10 +61,12 @@ def _coverage(
     rps = workload.expected_rps or 0.0
     if kind in (WorkloadKind.WEB_SERVICE, WorkloadKind.API):
         targets = [p.target for p in parsed.values() if isinstance(p, AlbParams)]
-        if not targets:
+        apis = [p.target for p in parsed.values() if isinstance(p, HttpApiParams)]
+        if not targets and not apis:
             yield _missing(
-                f"a {kind.value} needs a load balancer in front of its compute",
-                "add an alb whose target is an ecs_service or ec2_asg",
+                f"a {kind.value} needs a load balancer (or an HTTP API) in front of its compute",
+                "add an alb whose target is an ecs_service or ec2_asg, or an http_api whose "
+                "target is a lambda_function",
             )
         yield from _capacity(targets, parsed, rps, f"behind the load balancer of this {kind}")
     elif kind is WorkloadKind.STATIC_SITE:

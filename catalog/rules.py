@@ -12,7 +12,7 @@ from catalog.cost import AVERAGE_TO_PEAK, STATIC_RESPONSE_KB
 from catalog.intent import Intent
 from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
 from catalog.sizing import LARGEST_CACHE_NODE, cache_node_for, fargate_size_for, tasks_for
-from catalog.structure import COMPUTE_TYPES
+from catalog.structure import COMPUTE_TYPES, FUNCTION_TYPES
 from schemas.goal import (
     Compliance,
     DataStore,
@@ -30,6 +30,12 @@ RDS_CLASSES = ("db.t4g.micro", "db.t4g.small", "db.t4g.medium", "db.m6g.large", 
 RDS_CLASS_RPS = (100, 300, 1_000, 3_000)
 """Upper rps of each class above (the last takes the rest)."""
 CONTAINER_NAMES = {K.WEB_SERVICE: "web", K.API: "api"}
+#: Stores a function outside the VPC cannot reach: with one of them, no serverless shape.
+VPC_STORES = frozenset({D.POSTGRES, D.MYSQL, D.REDIS})
+FUNCTION_MS = 100
+"""Average duration assumed for one API request handled by a function."""
+READS_PER_REQUEST, WRITES_PER_REQUEST = 1.0, 0.2
+"""Table reads and writes per API request (a read-mostly API)."""
 
 
 class Draft:
@@ -138,7 +144,13 @@ def workload_components(d: Draft) -> list[DataStore]:
             remaining.remove(store)
         return store
 
-    if d.kind in CONTAINER_NAMES:
+    if (
+        d.kind in CONTAINER_NAMES
+        and d.intent.serverless
+        and not VPC_STORES & set(s.kind for s in remaining)
+    ):
+        _serverless_api(d)
+    elif d.kind in CONTAINER_NAMES:
         app = d.service(CONTAINER_NAMES[d.kind], d.rps, [])
         d.add(
             "alb",
@@ -187,6 +199,68 @@ def workload_components(d: Draft) -> list[DataStore]:
     return remaining
 
 
+def _monthly_million(rps: float) -> float:
+    return max(1.0, round(rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2))
+
+
+def _serverless_api(d: Draft) -> None:
+    """An HTTP API in front of one function, its code bucket, and the NoSQL table if asked."""
+    requests = _monthly_million(d.rps)
+    grants: list[dict[str, str]] = []
+    if d.intent.nosql:
+        table = d.add(
+            "dynamodb_table",
+            "table",
+            point_in_time_recovery=True,
+            deletion_protection=d.prod,
+            size_gb=d.intent.nosql_size_gb or 1,
+            monthly_reads_million=round(requests * READS_PER_REQUEST, 2),
+            monthly_writes_million=round(requests * WRITES_PER_REQUEST, 2),
+        )
+        grants.append({"component": table, "access": "read_write"})
+        if d.intent.nosql_size_gb is None:
+            d.notes.append(f"{table}: no size given, 1 GB assumed.")
+        d.notes.append(
+            f"{table}: on-demand capacity, {READS_PER_REQUEST:g} read and "
+            f"{WRITES_PER_REQUEST:g} write per request."
+        )
+    code = d.add(
+        "s3_bucket",
+        "code",
+        versioning=True,
+        access_logging=True,
+        force_destroy=not d.prod,
+        size_gb=1,
+    )
+    # Enough concurrency for twice the peak at the assumed duration (Little's law).
+    concurrency = min(1_000, max(10, math.ceil(d.rps * FUNCTION_MS / 1000 * 2)))
+    handler = d.add(
+        "lambda_function",
+        "handler",
+        code_bucket=code,
+        code_key="releases/handler.zip",
+        reserved_concurrency=concurrency,
+        log_retention_days=d.log_days,
+        grants=grants,
+        monthly_invocations_million=requests,
+        average_duration_ms=FUNCTION_MS,
+    )
+    rate = min(10_000, max(100, math.ceil(d.rps * 1.5)))
+    d.add(
+        "http_api",
+        "api",
+        target=handler,
+        throttling_rate_limit=rate,
+        throttling_burst_limit=min(5_000, rate * 2),
+        access_log_retention_days=d.log_days,
+        monthly_requests_million=requests,
+    )
+    d.notes.append(
+        f"{handler}: {FUNCTION_MS} ms per request at 256 MiB; the team's pipeline uploads "
+        f"the package to {code} (releases/handler.zip) and calls update-function-code."
+    )
+
+
 def _static_site(d: Draft, site: DataStore | None, domain: str | None, rps: float) -> None:
     name = d.bucket("site", site.size_gb if site and site.size_gb else 1, website_origin=True)
     cdn: dict[str, Any] = {"origin": name, "domain_name": domain}
@@ -216,7 +290,16 @@ def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
 
 
 def store_components(d: Draft, stores: list[DataStore]) -> None:
-    compute = d.of(*COMPUTE_TYPES)
+    compute = d.of(*COMPUTE_TYPES, *FUNCTION_TYPES)
+    if d.intent.nosql and not d.of("dynamodb_table"):
+        table = d.add(
+            "dynamodb_table",
+            "table",
+            point_in_time_recovery=True,
+            deletion_protection=d.prod,
+            size_gb=d.intent.nosql_size_gb or 1,
+        )
+        _grant(d, compute, {"component": table, "access": "read_write"})
     for store in stores:
         if store.kind in (D.POSTGRES, D.MYSQL):
             index = sum(d.rps > limit for limit in RDS_CLASS_RPS)
@@ -232,7 +315,7 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
                 multi_az=d.multi_az,
                 backup_retention_days=d.backup_days,
                 deletion_protection=d.prod,
-                allow_from=compute,
+                allow_from=d.of(*COMPUTE_TYPES),
             )
         elif store.kind is D.REDIS:
             node = cache_node_for(store.size_gb) or LARGEST_CACHE_NODE
@@ -242,7 +325,7 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
                 node_type=node,
                 num_nodes=2 if d.multi_az else 1,
                 automatic_failover=d.multi_az,
-                allow_from=compute,
+                allow_from=d.of(*COMPUTE_TYPES),
                 snapshot_retention_days=(
                     max(MIN_BACKUP_DAYS, min(35, d.intent.backup_days or 0)) if d.backups else 1
                 ),
@@ -253,7 +336,7 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
         else:
             name = d.queue("queue")
             _grant(d, compute, {"component": name, "access": "publish"})
-            if d.kind in CONTAINER_NAMES:
+            if d.kind in CONTAINER_NAMES and not d.of(*FUNCTION_TYPES):
                 d.service("worker", 0, [{"component": name, "access": "consume"}])
                 d.notes.append(f"worker: consumes {name}, which the {d.kind} publishes to.")
 
@@ -288,4 +371,6 @@ _ALARMS: dict[str, tuple[AlarmKind, ...]] = {
     "rds_postgres": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
     "rds_mysql": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
     "sqs_queue": (AlarmKind.QUEUE_DEPTH, AlarmKind.DLQ_NOT_EMPTY),
+    "lambda_function": (AlarmKind.FUNCTION_ERRORS, AlarmKind.DLQ_NOT_EMPTY),
+    "http_api": (AlarmKind.HTTP_5XX,),
 }

@@ -17,10 +17,13 @@ from catalog.asks import Ask
 from catalog.components import (
     AlbParams,
     CloudFrontParams,
+    DynamoDbTableParams,
     Ec2AsgParams,
     EcsScheduledTaskParams,
     EcsServiceParams,
     ElastiCacheRedisParams,
+    HttpApiParams,
+    LambdaFunctionParams,
     Params,
     RdsParams,
     S3BucketParams,
@@ -126,7 +129,9 @@ def _types(*types: str, missing: str) -> Callable[[Ask, GoalStatement, _Parsed],
         if not found:
             return Verdict(S.UNSUPPORTED, note=f"Not in this design: {missing}.")
         size = ask.params.get("size_gb")
-        sized_types = {"rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis"}
+        sized_types = {
+            "rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis", "dynamodb_table"
+        }  # fmt: skip
         if (
             isinstance(size, int | float)
             and not isinstance(size, bool)
@@ -148,14 +153,16 @@ def _size_of(p: Params) -> float:
         return p.size_gb
     if isinstance(p, ElastiCacheRedisParams):
         return CACHE_NODE_GIB.get(p.node_type, 0.0)
+    if isinstance(p, DynamoDbTableParams):
+        return p.size_gb
     return 0.0
 
 
 def _web(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
-    albs = [(c, p) for c, p in parsed if isinstance(p, AlbParams)]
-    if not albs:
+    fronts = [(c, p) for c, p in parsed if isinstance(p, AlbParams | HttpApiParams)]
+    if not fronts:
         return Verdict(S.UNSUPPORTED, note="Not in this design: a load-balanced service.")
-    return Verdict(S.MET, tuple(n for c, p in albs for n in (c.name, p.target)))
+    return Verdict(S.MET, tuple(n for c, p in fronts for n in (c.name, p.target)))
 
 
 def _static(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -220,10 +227,15 @@ def _multi_az(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     if not ok:
         return Verdict(
             S.MET,
-            _names(parsed, "s3_bucket", "cloudfront_distribution", "sqs_queue"),
-            "Regional and global services (S3, SQS, CloudFront) span AZs by design.",
+            _names(parsed, *_REGIONAL),
+            "Regional and global services (S3, SQS, CloudFront, Lambda, API Gateway, "
+            "DynamoDB) span AZs by design.",
         )
     return Verdict(S.MET, tuple(ok), "Standby/replicas in a second AZ, at least two tasks.")
+
+
+_REGIONAL = ("s3_bucket", "cloudfront_distribution", "sqs_queue", "lambda_function", "http_api",
+             "dynamodb_table")  # fmt: skip
 
 
 def _single_az(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -246,6 +258,9 @@ def _rps(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         elif isinstance(p, CloudFrontParams):
             capacity = float("inf")
             by.append(c.name)
+        elif isinstance(p, LambdaFunctionParams):
+            capacity += p.reserved_concurrency * 1000 / p.average_duration_ms
+            by.append(c.name)
     if not by:
         if _names(parsed, "ecs_scheduled_task"):
             return Verdict(S.ASSUMED, note="Scheduled work serves no requests: the rate was "
@@ -257,13 +272,17 @@ def _rps(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         )
     if capacity + 1e-6 < rps:
         return Verdict(S.UNSUPPORTED, tuple(by), f"Sized for {capacity:g} rps, below {rps:g}.")
+    if _names(parsed, "lambda_function"):
+        return Verdict(S.MET, tuple(by), f"Sized for {rps:g} rps: reserved concurrency x "
+                       "(1000 / average duration in ms) requests per second.")  # fmt: skip
     return Verdict(S.MET, tuple(by), f"Sized for {rps:g} rps at {RPS_PER_VCPU:g} rps per vCPU.")
 
 
 def _retention_logs(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     days = int(ask.params.get("days", 0) or 0)
-    logs = [(c, p) for c, p in parsed if isinstance(p, _TaskParams)]
+    logs = [(c, p) for c, p in parsed if isinstance(p, _TaskParams | LambdaFunctionParams)]
     groups = [(c, p) for c, p in parsed if c.type == "cloudwatch_log_group"]
+    groups += [(c, p) for c, p in parsed if isinstance(p, HttpApiParams)]
     if days > 3653:
         return Verdict(S.UNSUPPORTED, note="CloudWatch Logs retention is at most 3653 days.")
     if not logs and not groups:
@@ -273,10 +292,17 @@ def _retention_logs(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
             "retention (a bucket lifecycle rule is not in the catalog yet).",
         )
     short = [c.name for c, p in logs if p.log_retention_days < days]
-    short += [c.name for c, p in groups if getattr(p, "retention_days", 0) < days]
+    short += [c.name for c, p in groups if _group_days(p) < days]
     if short:
         return Verdict(S.UNSUPPORTED, note=f"Log retention below {days} days: {', '.join(short)}.")
     return Verdict(S.MET, _names(logs + groups), f"Logs kept >= {days} days.")
+
+
+def _group_days(p: Params) -> int:
+    if isinstance(p, HttpApiParams):
+        return p.access_log_retention_days
+    days: int = getattr(p, "retention_days", 0)
+    return days
 
 
 def _retention_backups(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -301,10 +327,12 @@ def _backup(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     by = [c.name for c, p in parsed
           if (isinstance(p, RdsParams) and p.backup_retention_days >= 1)
           or (isinstance(p, ElastiCacheRedisParams) and p.snapshot_retention_days >= 1)
-          or (isinstance(p, S3BucketParams) and p.versioning)]  # fmt: skip
+          or (isinstance(p, S3BucketParams) and p.versioning)
+          or (isinstance(p, DynamoDbTableParams) and p.point_in_time_recovery)]  # fmt: skip
     if not by:
         return Verdict(S.UNSUPPORTED, note="Nothing in this design keeps data to back up.")
-    return Verdict(S.MET, tuple(by), "RDS automated backups, Redis snapshots, S3 versioning.")
+    return Verdict(S.MET, tuple(by), "RDS automated backups, Redis snapshots, S3 versioning, "
+                   "DynamoDB point-in-time recovery.")  # fmt: skip
 
 
 def _retention_messages(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -362,7 +390,7 @@ def _in_transit(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         )
     return Verdict(
         S.MET,
-        _names(parsed, "alb", "cloudfront_distribution", "elasticache_redis"),
+        _names(parsed, "alb", "cloudfront_distribution", "http_api", "elasticache_redis"),
         "HTTPS at the edge, TLS to Redis, TLS-only bucket and queue policies.",
     )
 
@@ -404,6 +432,11 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "workload.data_pipeline": _pipeline,
     "compute.vm": _types("ec2_asg", missing="EC2 instances (used for web services and APIs)"),
     "compute.container": _types("ecs_service", "ecs_scheduled_task", missing="a container"),
+    "compute.serverless": _types("lambda_function", missing="a Lambda function (the serverless "
+                                 "shape is an API without a relational database or cache, which "
+                                 "functions outside the VPC cannot reach)"),
+    "store.nosql": _types("dynamodb_table", missing="a DynamoDB table"),
+    "edge.api_gateway": _types("http_api", missing="an API Gateway HTTP API"),
     "store.postgres": _types("rds_postgres", missing="a PostgreSQL database"),
     "store.mysql": _types("rds_mysql", missing="a MySQL database"),
     "store.relational": _types("rds_postgres", "rds_mysql", missing="a relational database"),
@@ -419,7 +452,7 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "availability.single_az": _single_az,
     "throughput.rps": _rps,
     "size": _types("rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis",
-                   missing="a data store"),
+                   "dynamodb_table", missing="a data store"),
     "retention.logs": _retention_logs,
     "retention.backups": _retention_backups,
     "retention.messages": _retention_messages,
@@ -428,8 +461,9 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "schedule": _schedule,
     "encryption.at_rest": _always("Every catalog component encrypts what it stores."),
     "encryption.in_transit": _in_transit,
-    "privacy.private": _always("Compute and data stores sit in private subnets; only a load "
-                               "balancer or CDN faces the internet."),
+    "privacy.private": _always("Compute and data stores sit in private subnets (functions "
+                               "and tables take no network ingress, IAM only); only a load "
+                               "balancer, CDN or HTTP API faces the internet."),
     "environment": _environment,
     "region": _always("The plan's region."),
     "allowed_regions": _always("Checked by validation."),

@@ -1,8 +1,9 @@
 """Hand-built PlanSpecs of catalog components, shared by Forge's tests and bench/forge.py.
 
-One plan per workload kind of the GoalStatement contract (together they use every catalog
-type), one minimal plan per catalog type, and the quick end-to-end plan moto applies in
-seconds. Built by hand on purpose: Forge's tests must not depend on a planner.
+One plan per workload kind of the GoalStatement contract and per shape beyond them (the
+serverless API; together they use every catalog type), one minimal plan per catalog type,
+and the quick end-to-end plan moto applies in seconds. Built by hand on purpose: Forge's
+tests must not depend on a planner.
 """
 
 from __future__ import annotations
@@ -145,6 +146,37 @@ WORKLOADS: dict[str, list[Component]] = {
             grants=[{"component": "events", "access": "consume"}],
         ),
     ],
+    "serverless_api": [
+        c("s3_bucket", "code", force_destroy=True),
+        c(
+            "dynamodb_table",
+            "devices",
+            range_key="seen_at",
+            range_key_type="N",
+            ttl_attribute="expires_at",
+        ),
+        c("sqs_queue", "events"),
+        c(
+            "lambda_function",
+            "handler",
+            code_bucket="code",
+            runtime="nodejs22.x",
+            grants=[
+                {"component": "devices", "access": "read_write"},
+                {"component": "events", "access": "publish"},
+            ],
+        ),
+        c("http_api", "api", target="handler", throttling_rate_limit=50),
+        c(
+            "cloudwatch_alarms",
+            "alarms",
+            alarms=[
+                {"component": "handler", "kind": "function_errors"},
+                {"component": "handler", "kind": "dlq_not_empty"},
+                {"component": "api", "kind": "http_5xx"},
+            ],
+        ),
+    ],
 }
 
 
@@ -174,6 +206,18 @@ COMPONENT_PLANS: dict[str, list[Component]] = {
         c("cloudwatch_alarms", "alarms", alarms=[{"component": "queue", "kind": "queue_depth"}]),
     ],
     "iam_role": [c("iam_role", "role", service="ec2.amazonaws.com")],
+    "lambda_function": [
+        c("s3_bucket", "code"),
+        c("lambda_function", "fn", code_bucket="code"),
+    ],
+    "http_api": [
+        c("s3_bucket", "code"),
+        c("lambda_function", "fn", code_bucket="code"),
+        c("http_api", "api", target="fn"),
+    ],
+    "dynamodb_table": [
+        c("dynamodb_table", "table", billing_mode="provisioned", read_capacity=2, write_capacity=1),
+    ],
 }
 
 
