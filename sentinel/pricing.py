@@ -327,6 +327,7 @@ def _http_api(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
 
 def _dynamodb(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
     storage = u.storage_gb * p.usd("dynamodb.storage.gb_month")
+    assumed: tuple[str, ...] = ()
     if _first(v, "point_in_time_recovery").get("enabled"):
         storage += u.storage_gb * p.usd("dynamodb.pitr.gb_month")
     if (v.get("billing_mode") or "PROVISIONED") == "PAY_PER_REQUEST":
@@ -341,7 +342,7 @@ def _dynamodb(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
             rcu * p.usd("dynamodb.provisioned.rcu_hour")
             + wcu * p.usd("dynamodb.provisioned.wcu_hour")
         )
-        what, assumed = f"{rcu} RCU / {wcu} WCU, 730 h", ()
+        what = f"{rcu} RCU / {wcu} WCU, 730 h"
     basis = f"{what}, {u.storage_gb:g} GB stored"
     return Priced(
         storage + traffic,

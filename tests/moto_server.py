@@ -9,8 +9,16 @@ autoscales) never finished applying on moto.
 moto's server is a plain WSGI application (`DomainDispatcherApplication`, what
 `moto_server` and `ThreadedMotoServer` serve); `AutoScalingTags` is WSGI middleware in front of
 it that answers exactly those three calls, from the tags each `RegisterScalableTarget` carried,
-and passes every request (that one included) to moto unchanged. Nothing else is emulated here:
-the product and its templates are untouched, and everything else is moto's own behaviour.
+and passes every request (that one included) to moto unchanged.
+
+One policy-evaluation gap is closed too (`tls_policies_as_aws_reads_them`): moto 5.2 evaluates
+only `StringEquals` conditions and ignores every other operator, so the catalog's TLS-only
+bucket statement ("Deny s3:* when Bool aws:SecureTransport is false") denies every object
+request (HeadObject, PutObject, ...), although the provider always calls S3 over TLS. The
+correction evaluates that one key as IAM does for a TLS request: a statement conditioned on
+`aws:SecureTransport` applies only when its value is true.
+
+The product and its templates are untouched; everything else is moto's own behaviour.
 
     .venv/bin/python -m tests.moto_server --port 5000   # then AWS_ENDPOINT_URL=http://127.0.0.1:5000
 """
@@ -25,6 +33,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -122,10 +131,47 @@ def _target_key(body: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _applies_over_tls(statement: dict[str, Any]) -> bool:
+    """False for a statement conditioned on `aws:SecureTransport` being false (what a TLS
+    request never matches)."""
+    for operator, keys in (statement.get("Condition") or {}).items():
+        if not operator.startswith("Bool") or "aws:SecureTransport" not in keys:
+            continue
+        wanted = keys["aws:SecureTransport"]
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if "true" not in {str(v).lower() for v in values}:
+            return False
+    return True
+
+
+def tls_policies_as_aws_reads_them() -> None:
+    """Close moto's gap in this process (idempotent): a policy statement conditioned on
+    `aws:SecureTransport` being false does not apply, since the provider only speaks TLS."""
+    original = IAMPolicyStatement.is_action_permitted
+    if getattr(original, "corrected", False):
+        return
+
+    def is_action_permitted(
+        self: IAMPolicyStatement,
+        action: str,
+        resource: str = "*",
+        principal: str | None = None,
+        incoming_condition_values: dict[str, str] | None = None,
+    ) -> PermissionResult:
+        if not _applies_over_tls(self._statement):
+            return PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    is_action_permitted.corrected = True  # type: ignore[attr-defined]
+    IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
+
+
 class MotoServer:
-    """moto (with `AutoScalingTags`) on a loopback port, in a thread."""
+    """moto (with `AutoScalingTags` and the TLS policy correction) on a loopback port, in a
+    thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        tls_policies_as_aws_reads_them()
         app = AutoScalingTags(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -76,8 +76,9 @@ async def to_the_gate(services: Services, goal: GoalStatement) -> tuple[str, Pla
 
 async def apply(services: Services, run_id: str) -> dict[str, Any]:
     await decide(services, run_id, Decision.APPROVE, actor="alice", channel=Channel.CLI)
-    assert await drive(services, run_id) is S.DONE
+    state = await drive(services, run_id)
     detail = await run_detail(services, run_id, with_audit=False)
+    assert state is S.DONE, (detail.error, detail.artifacts.apply_result)
     applied = detail.artifacts.apply_result
     assert applied is not None
     assert applied.ok, applied.error
@@ -86,8 +87,9 @@ async def apply(services: Services, run_id: str) -> dict[str, Any]:
 
 async def roll_back(services: Services, run_id: str) -> int:
     await request_rollback(services, run_id, actor="alice", channel=Channel.CLI)
-    assert await drive(services, run_id) is S.DONE
+    state = await drive(services, run_id)
     detail = await run_detail(services, run_id, with_audit=False)
+    assert state is S.DONE, (detail.error, detail.artifacts.rollback_result)
     undone = detail.artifacts.rollback_result
     assert undone is not None
     assert undone.ok, undone.error
@@ -104,6 +106,9 @@ def goal_of(data: dict[str, Any]) -> GoalStatement:
 async def test_the_readme_headline_example_applies_and_rolls_back_on_moto(
     crew: Services, moto_endpoint: str
 ) -> None:
+    """The example is a prod goal: its database and load balancer carry deletion protection,
+    so the rollback stops at them and pages a human (as on AWS); the human lifts the
+    protection and finishes the destroy."""
     run_id, plan = await to_the_gate(crew, goal_of(example_goal("goal-web-api.json")))
     types = {c.type for c in plan.components}
     assert {"alb", "ecs_service", "rds_postgres"} <= types
@@ -111,22 +116,52 @@ async def test_the_readme_headline_example_applies_and_rolls_back_on_moto(
 
     prefix = StackKey.of(plan).name_prefix
     scaling = aws("application-autoscaling", moto_endpoint)
-    (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
-    assert target["ResourceId"].endswith(f"/{prefix}-api")
-    assert (target["MinCapacity"], target["MaxCapacity"]) >= (2, 2)  # multi-AZ: two tasks
+    (target,) = [
+        t
+        for t in scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+        if t["ResourceId"].endswith(f"/{prefix}-api")
+    ]
+    assert target["MinCapacity"] >= 2  # multi-AZ: at least two tasks
     tags = scaling.list_tags_for_resource(ResourceARN=target["ScalableTargetARN"])["Tags"]
     assert tags["team"] == "orders"  # the goal's required tags reached the target
     rds = aws("rds", moto_endpoint)
-    (db,) = rds.describe_db_instances()["DBInstances"]
+    (db,) = rds.describe_db_instances(DBInstanceIdentifier=f"{prefix}-db")["DBInstances"]
     assert db["MultiAZ"]
     assert db["StorageEncrypted"]
     assert not db["PubliclyAccessible"]
+    assert db["DeletionProtection"]
     assert outputs["lb_dns_name"]
 
-    destroyed = await roll_back(crew, run_id)
-    assert destroyed == len(plan.components) or destroyed > 0
-    assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
-    assert rds.describe_db_instances()["DBInstances"] == []
+    await request_rollback(crew, run_id, actor="alice", channel=Channel.CLI)
+    assert await drive(crew, run_id) is S.FAILED
+    undone = (await run_detail(crew, run_id, with_audit=False)).artifacts.rollback_result
+    assert undone is not None
+    assert undone.page_human
+    assert "protected" in (undone.error or "")
+    assert "aws_db_instance.db" in (undone.remaining or [])
+
+    # the human: lift the protection, finish the destroy
+    rds.modify_db_instance(DBInstanceIdentifier=f"{prefix}-db", DeletionProtection=False)
+    elb = aws("elbv2", moto_endpoint)
+    for lb in elb.describe_load_balancers()["LoadBalancers"]:
+        if lb["LoadBalancerName"].startswith(prefix):
+            elb.modify_load_balancer_attributes(
+                LoadBalancerArn=lb["LoadBalancerArn"],
+                Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}],
+            )
+    workspace = crew.settings.workspaces_dir / run_id / f"r{plan.revision}"
+    finished = await crew.context.terraform.destroy(workspace)
+    assert finished.ok, finished
+    assert not [
+        t
+        for t in scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+        if t["ResourceId"].endswith(f"/{prefix}-api")
+    ]
+    assert not [
+        d
+        for d in rds.describe_db_instances()["DBInstances"]
+        if d["DBInstanceIdentifier"].startswith(prefix)
+    ]
 
 
 SERVERLESS_GOAL: dict[str, Any] = {
