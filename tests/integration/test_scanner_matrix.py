@@ -102,6 +102,7 @@ TRIVY_ON_RENDER = {
     "queue_worker": {"AWS-0104"},
     "batch": {"AWS-0104"},
     "data_pipeline": {"AWS-0104"},
+    "serverless_api": {"AWS-0066"},
 }
 
 
