@@ -181,13 +181,18 @@ class EcsServiceParams(_TaskParams):
         return self
 
 
+#: An EventBridge schedule expression (validated again by catalog/structure.py).
+SCHEDULE_PATTERN = (
+    r"^(rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\)|cron\([0-9*?/,\- A-Z#L]{9,80}\))$"
+)
+
+
 class EcsScheduledTaskParams(_TaskParams):
     """A Fargate task started on a schedule (batch jobs)."""
 
     schedule: str = Field(
         default="rate(1 hour)",
-        pattern=r"^(rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\)"
-        r"|cron\([0-9*?/,\- A-Z#L]{9,80}\))$",
+        pattern=SCHEDULE_PATTERN,
         description="EventBridge schedule expression.",
     )
     run_minutes: int = Field(default=10, ge=1, le=1440, description="Expected run time (cost).")
@@ -425,6 +430,11 @@ class LambdaFunctionParams(Params):
     )
     log_retention_days: int = 30
     grants: list[Grant] = Field(default_factory=list, max_length=20)
+    schedule: str | None = Field(
+        default=None,
+        pattern=SCHEDULE_PATTERN,
+        description="Also invoked by an EventBridge schedule (a scheduled function).",
+    )
     monthly_invocations_million: float = Field(default=1, ge=0, le=100_000, description="Cost.")
     average_duration_ms: int = Field(default=100, ge=1, le=900_000, description="Cost.")
 

@@ -16,6 +16,7 @@ from catalog.components import (
     EcsServiceParams,
     Grant,
     HttpApiParams,
+    LambdaFunctionParams,
     Params,
 )
 from catalog.problems import Problem, ProblemCode
@@ -90,13 +91,21 @@ def _coverage(
                 "add an sqs_queue and an ecs_service granted 'consume' on it",
             )
         yield from _capacity(consumers, parsed, rps, "consuming the queue")
-    elif kind is WorkloadKind.BATCH and "ecs_scheduled_task" not in present:
-        yield _missing("a batch workload runs as a scheduled task", "add an ecs_scheduled_task")
+    elif kind is WorkloadKind.BATCH and not _scheduled(parsed, present):
+        yield _missing(
+            "a batch workload runs as a scheduled task (or a scheduled function)",
+            "add an ecs_scheduled_task, or a lambda_function with a schedule",
+        )
     elif kind is WorkloadKind.DATA_PIPELINE and not ("s3_bucket" in present and compute):
         yield _missing(
             "a data pipeline needs storage and compute that processes it",
             "add an s3_bucket and an ecs_scheduled_task or ecs_service granted access to it",
         )
+
+
+def _scheduled(parsed: dict[str, Params], present: set[str]) -> bool:
+    functions = [p for p in parsed.values() if isinstance(p, LambdaFunctionParams)]
+    return "ecs_scheduled_task" in present or any(p.schedule for p in functions)
 
 
 def _grants(params: Params | None) -> list[Grant]:

@@ -70,7 +70,9 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
         kind = K.WEB_SERVICE  # a "site" with a database has a backend
     serverless = reading.has("compute.serverless") or reading.has("edge.api_gateway")
     if kind is None and serverless:
-        kind = K.API  # functions answer requests: an HTTP API in front of them
+        # Functions run on a schedule when one is asked for, else answer requests (an HTTP
+        # API in front of them).
+        kind = K.BATCH if reading.has("schedule") else K.API
     if kind is None and reading.has("schedule"):
         kind = K.BATCH  # something runs on a schedule: a scheduled job
     if kind is None and (reading.has("compute.container") or reading.has("compute.vm")):

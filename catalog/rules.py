@@ -11,6 +11,7 @@ from catalog.components import CATALOG, FARGATE_SIZES, AlarmKind
 from catalog.cost import AVERAGE_TO_PEAK, STATIC_RESPONSE_KB
 from catalog.intent import Intent
 from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
+from catalog.schedule import runs_per_month
 from catalog.sizing import LARGEST_CACHE_NODE, cache_node_for, fargate_size_for, tasks_for
 from catalog.structure import COMPUTE_TYPES, FUNCTION_TYPES
 from schemas.goal import (
@@ -34,6 +35,8 @@ CONTAINER_NAMES = {K.WEB_SERVICE: "web", K.API: "api"}
 VPC_STORES = frozenset({D.POSTGRES, D.MYSQL, D.REDIS})
 FUNCTION_MS = 100
 """Average duration assumed for one API request handled by a function."""
+SCHEDULED_FUNCTION_MS = 60_000
+"""Average run of a scheduled function."""
 READS_PER_REQUEST, WRITES_PER_REQUEST = 1.0, 0.2
 """Table reads and writes per API request (a read-mostly API)."""
 
@@ -224,14 +227,7 @@ def _serverless_api(d: Draft) -> None:
             f"{table}: on-demand capacity, {READS_PER_REQUEST:g} read and "
             f"{WRITES_PER_REQUEST:g} write per request."
         )
-    code = d.add(
-        "s3_bucket",
-        "code",
-        versioning=True,
-        access_logging=True,
-        force_destroy=not d.prod,
-        size_gb=1,
-    )
+    code = _code_bucket(d)
     # Enough concurrency for twice the peak at the assumed duration (Little's law).
     concurrency = min(1_000, max(10, math.ceil(d.rps * FUNCTION_MS / 1000 * 2)))
     handler = d.add(
@@ -272,8 +268,53 @@ def _static_site(d: Draft, site: DataStore | None, domain: str | None, rps: floa
     d.add("cloudfront_distribution", "cdn", **cdn)
 
 
+def _code_bucket(d: Draft) -> str:
+    """The bucket functions' packages come from (one per design)."""
+    existing = [c.name for c in d.components if c.name == "code" and c.type == "s3_bucket"]
+    if existing:
+        return existing[0]
+    return d.add(
+        "s3_bucket",
+        "code",
+        versioning=True,
+        access_logging=True,
+        force_destroy=not d.prod,
+        size_gb=1,
+    )
+
+
+def _scheduled_function(d: Draft) -> None:
+    """A Lambda function EventBridge invokes on the goal's schedule."""
+    schedule = d.intent.schedule or "rate(1 day)"
+    runs = runs_per_month(schedule)
+    d.add(
+        "lambda_function",
+        "job",
+        code_bucket=_code_bucket(d),
+        code_key="releases/job.zip",
+        memory_mb=512,
+        timeout_s=900,
+        reserved_concurrency=1,
+        schedule=schedule,
+        log_retention_days=d.log_days,
+        grants=[{"component": t, "access": "read_write"} for t in d.of("dynamodb_table")],
+        monthly_invocations_million=round(runs / 1e6, 6),
+        average_duration_ms=SCHEDULED_FUNCTION_MS,
+    )
+    d.notes.append(
+        f"job: a scheduled function, one run at a time, about {SCHEDULED_FUNCTION_MS // 1000} s "
+        "per run at 512 MiB (at most 15 minutes)."
+    )
+    if d.intent.schedule is None:
+        d.notes.append("job: no schedule given, once a day assumed.")
+
+
 def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
-    """A scheduled container task; it may read and write the goal's bucket."""
+    """A scheduled container task (or function, when the goal asks for serverless); it may
+    read and write the goal's bucket."""
+    if d.intent.serverless and not VPC_STORES & {s.kind for s in remaining}:
+        _scheduled_function(d)
+        return
     if d.intent.schedule is None:
         d.notes.append("job: no schedule given, once a day assumed.")
     d.add(

@@ -118,6 +118,8 @@ def _check_one(c: Component, by_name: dict[str, Component]) -> Iterator[Problem]
     yield from _check_references(c, params, by_name)
     if isinstance(params, EcsScheduledTaskParams):
         yield from _check_schedule(f"{where}.params.schedule", params.schedule)
+    if isinstance(params, LambdaFunctionParams) and params.schedule is not None:
+        yield from _check_schedule(f"{where}.params.schedule", params.schedule)
 
 
 def _params_fix(error: object, fields: Mapping[str, object]) -> str:

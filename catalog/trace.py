@@ -364,13 +364,24 @@ def _retention_objects(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdic
 
 def _schedule(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     expression = ask.params.get("expression")
-    tasks = [(c, p) for c, p in parsed if isinstance(p, EcsScheduledTaskParams)]
+    tasks: list[tuple[Component, EcsScheduledTaskParams | LambdaFunctionParams]] = [
+        (c, p) for c, p in parsed if isinstance(p, EcsScheduledTaskParams)
+    ]
+    tasks += [(c, p) for c, p in parsed if isinstance(p, LambdaFunctionParams) and p.schedule]
     by = [c.name for c, p in tasks if p.schedule == expression]
     if by:
         return Verdict(S.MET, tuple(by), f"EventBridge schedule {expression} (UTC).")
     if tasks:
         return Verdict(S.UNSUPPORTED, _names(tasks), f"Scheduled otherwise, not {expression}.")
     return Verdict(S.UNSUPPORTED, note="Nothing in this design runs on a schedule.")
+
+
+def _batch(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+    by = [c.name for c, p in parsed if isinstance(p, EcsScheduledTaskParams)
+          or (isinstance(p, LambdaFunctionParams) and p.schedule)]  # fmt: skip
+    if not by:
+        return Verdict(S.UNSUPPORTED, note="Not in this design: a scheduled task or function.")
+    return Verdict(S.MET, tuple(by))
 
 
 def _always(note: str, *types: str) -> Callable[[Ask, GoalStatement, _Parsed], Verdict]:
@@ -428,7 +439,7 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "workload.api": _web,
     "workload.static_site": _static,
     "workload.queue_worker": _consumer,
-    "workload.batch": _types("ecs_scheduled_task", missing="a scheduled task"),
+    "workload.batch": _batch,
     "workload.data_pipeline": _pipeline,
     "compute.vm": _types("ec2_asg", missing="EC2 instances (used for web services and APIs)"),
     "compute.container": _types("ecs_service", "ecs_scheduled_task", missing="a container"),

@@ -168,6 +168,14 @@ WORKLOADS: dict[str, list[Component]] = {
         ),
         c("http_api", "api", target="handler", throttling_rate_limit=50),
         c(
+            "lambda_function",
+            "sweeper",
+            code_bucket="code",
+            code_key="releases/sweeper.zip",
+            schedule="cron(0 3 * * ? *)",
+            grants=[{"component": "devices", "access": "write"}],
+        ),
+        c(
             "cloudwatch_alarms",
             "alarms",
             alarms=[

@@ -6,8 +6,9 @@ every assertion on that one run (CI time).
   service, multi-AZ Postgres). moto 5.2 lacks Application Auto Scaling's
   `ListTagsForResource`; the session's moto answers it (tests/moto_server.py), so the apply
   finishes instead of retrying until CREW_APPLY_TIMEOUT_S.
-- the serverless API (API Gateway HTTP API -> Lambda -> DynamoDB), planned from a description
-  that asks for it in words, with checkov and trivy both active at the gate.
+- the serverless API (API Gateway HTTP API -> Lambda -> DynamoDB) with a scheduled function
+  beside it (EventBridge rule -> Lambda), planned from a description that asks for both in
+  words, with checkov and trivy both active at the gate.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ SERVERLESS_GOAL: dict[str, Any] = {
     "schema_version": "0.1",
     "title": "Device registry",
     "description": "A serverless HTTP API on API Gateway: Lambda functions that keep device "
-    "state in a DynamoDB table, about 50 requests per second. Logs kept 90 days.",
+    "state in a DynamoDB table, about 50 requests per second. Logs kept 90 days. Every night "
+    "at 03:00 a function removes stale devices.",
     "cloud": "aws",
     "region": "eu-west-1",
     "environment": "dev",
@@ -194,6 +196,7 @@ async def test_a_serverless_api_goal_applies_and_rolls_back_on_moto(
         "edge.api_gateway",
         "throughput.rps",
         "retention.logs",
+        "schedule",
     )
     for ask in asked:
         assert status[ask] is RequirementStatus.MET, (ask, plan.requirements)
@@ -253,6 +256,18 @@ async def test_a_serverless_api_goal_applies_and_rolls_back_on_moto(
     }
     assert groups[f"/aws/lambda/{prefix}-handler"]["retentionInDays"] == 90
     assert all(g.get("kmsKeyId") == outputs["kms_key_arn"] for g in groups.values())
+
+    # the scheduled function: a rule that invokes exactly it, allowed from that rule only
+    events = aws("events", moto_endpoint)
+    rule = events.describe_rule(Name=f"{prefix}-job-schedule")
+    assert rule["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == outputs["job_function_arn"]
+    (allowed,) = json.loads(lam.get_policy(FunctionName=outputs["job_function_name"])["Policy"])[
+        "Statement"
+    ]
+    assert allowed["Principal"] == {"Service": "events.amazonaws.com"}
+    assert rule["Arn"] in json.dumps(allowed["Condition"])
 
     assert await roll_back(crew, run_id) > 0
     assert not [a for a in apigw.get_apis()["Items"] if a["Name"] == f"{prefix}-api"]

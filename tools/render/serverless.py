@@ -8,6 +8,9 @@ yet") so the first apply succeeds before the team's pipeline uploads the real pa
 same key and calls `update-function-code`; Terraform never reads the package back, so later
 applies leave that code alone.
 
+A function with a `schedule` is also invoked by an EventBridge rule, allowed to invoke exactly
+that function.
+
 An HTTP API routes every request (`$default`) to one function with the payload format 2.0,
 logs each request as one JSON line to an encrypted log group, throttles the stage, and may
 invoke only its own function, from its own execution ARN.
@@ -145,7 +148,7 @@ def render_lambda(c: Component, p: LambdaFunctionParams, ctx: RenderContext) -> 
             [Ref(f"aws_cloudwatch_log_group.{n}"), Ref(f"aws_iam_role_policy.{n}")],
         )
     )
-    return Fragment(
+    fragment = Fragment(
         data=[b for b in blocks if b.type == "data"],
         resources=[
             resource(
@@ -186,6 +189,38 @@ def render_lambda(c: Component, p: LambdaFunctionParams, ctx: RenderContext) -> 
             output(f"{n}_dlq_url", Ref(f"aws_sqs_queue.{dlq}.url"), "Dead-letter queue URL."),
         ],
     )
+    if p.schedule is not None:
+        fragment.resources += _schedule(ctx, n, p.schedule)
+    return fragment
+
+
+def _schedule(ctx: RenderContext, n: str, expression: str) -> list[Block]:
+    """An EventBridge rule that invokes the function, and the permission for exactly it."""
+    rule = f"{n}_schedule"
+    return [
+        resource(
+            "aws_cloudwatch_event_rule",
+            rule,
+            Attr("name", ctx.aws_name(n, "schedule", limit=64)),
+            Attr("description", f"Schedule of the {n} function"),
+            Attr("schedule_expression", expression),
+        ),
+        resource(
+            "aws_cloudwatch_event_target",
+            rule,
+            Attr("rule", Ref(f"aws_cloudwatch_event_rule.{rule}.name")),
+            Attr("arn", Ref(f"aws_lambda_function.{n}.arn")),
+        ),
+        resource(
+            "aws_lambda_permission",
+            rule,
+            Attr("statement_id", "AllowInvokeFromItsSchedule"),
+            Attr("action", "lambda:InvokeFunction"),
+            Attr("function_name", Ref(f"aws_lambda_function.{n}.function_name")),
+            Attr("principal", "events.amazonaws.com"),
+            Attr("source_arn", Ref(f"aws_cloudwatch_event_rule.{rule}.arn")),
+        ),
+    ]
 
 
 def render_http_api(c: Component, p: HttpApiParams, ctx: RenderContext) -> Fragment:
