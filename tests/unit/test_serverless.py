@@ -172,3 +172,32 @@ def test_the_diagram_draws_the_request_path() -> None:
     assert "c_fn -->|read_write| c_table" in chart
     assert "c_code -.->|code package| c_fn" in chart
     assert json.dumps(chart)  # plain text, no free text from the goal
+
+
+def test_a_serverless_nightly_job_is_a_scheduled_function() -> None:
+    from nodes.atlas import plan_goal
+
+    goal = make_goal(
+        description="A serverless function that runs every night at 02:00 and cleans up "
+        "expired rows in a DynamoDB table.",
+        budget={"monthly_usd": 50},
+        workload=None,
+    )
+    result = plan_goal(goal, goal_id="g", plan_id="g-r1")
+    assert isinstance(result, PlanSpec)
+    assert {c.type for c in result.components} >= {"lambda_function", "dynamodb_table"}
+    assert "http_api" not in {c.type for c in result.components}
+    job = next(c for c in result.components if c.type == "lambda_function")
+    assert job.params["schedule"] == "cron(0 2 * * ? *)"
+    assert {"component": "table", "access": "read_write"} in job.params["grants"]
+    status = {r.ask.name: r.status.value for r in result.requirements}
+    assert status["schedule"] == status["compute.serverless"] == "met"
+
+    main = main_of(workload_plan("serverless_api"))
+    rule = blocks(main, "resource", "aws_cloudwatch_event_rule")["sweeper_schedule"]
+    assert value(rule, "schedule_expression") == "cron(0 3 * * ? *)"
+    target = blocks(main, "resource", "aws_cloudwatch_event_target")["sweeper_schedule"]
+    assert value(target, "arn") == "${aws_lambda_function.sweeper.arn}"
+    allowed = blocks(main, "resource", "aws_lambda_permission")["sweeper_schedule"]
+    assert value(allowed, "principal") == "events.amazonaws.com"
+    assert value(allowed, "source_arn") == "${aws_cloudwatch_event_rule.sweeper_schedule.arn}"
