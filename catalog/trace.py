@@ -376,6 +376,15 @@ def _schedule(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     return Verdict(S.UNSUPPORTED, note="Nothing in this design runs on a schedule.")
 
 
+def _private(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+    if _names(parsed, "lambda_function", "http_api", "dynamodb_table"):
+        return Verdict(S.MET, note="Compute and data stores sit in private subnets; functions "
+                       "and tables take no network ingress (IAM only); only a load balancer, "
+                       "CDN or HTTP API faces the internet.")  # fmt: skip
+    return Verdict(S.MET, note="Compute and data stores sit in private subnets; only a load "
+                   "balancer or CDN faces the internet.")  # fmt: skip
+
+
 def _batch(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     by = [c.name for c, p in parsed if isinstance(p, EcsScheduledTaskParams)
           or (isinstance(p, LambdaFunctionParams) and p.schedule)]  # fmt: skip
@@ -472,9 +481,7 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "schedule": _schedule,
     "encryption.at_rest": _always("Every catalog component encrypts what it stores."),
     "encryption.in_transit": _in_transit,
-    "privacy.private": _always("Compute and data stores sit in private subnets (functions "
-                               "and tables take no network ingress, IAM only); only a load "
-                               "balancer, CDN or HTTP API faces the internet."),
+    "privacy.private": _private,
     "environment": _environment,
     "region": _always("The plan's region."),
     "allowed_regions": _always("Checked by validation."),
