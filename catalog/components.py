@@ -181,13 +181,18 @@ class EcsServiceParams(_TaskParams):
         return self
 
 
+#: An EventBridge schedule expression (validated again by catalog/structure.py).
+SCHEDULE_PATTERN = (
+    r"^(rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\)|cron\([0-9*?/,\- A-Z#L]{9,80}\))$"
+)
+
+
 class EcsScheduledTaskParams(_TaskParams):
     """A Fargate task started on a schedule (batch jobs)."""
 
     schedule: str = Field(
         default="rate(1 hour)",
-        pattern=r"^(rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\)"
-        r"|cron\([0-9*?/,\- A-Z#L]{9,80}\))$",
+        pattern=SCHEDULE_PATTERN,
         description="EventBridge schedule expression.",
     )
     run_minutes: int = Field(default=10, ge=1, le=1440, description="Expected run time (cost).")
@@ -383,6 +388,7 @@ class AlarmKind(StrEnum):
     DLQ_NOT_EMPTY = "dlq_not_empty"
     DB_CPU_HIGH = "db_cpu_high"
     DB_FREE_STORAGE_LOW = "db_free_storage_low"
+    FUNCTION_ERRORS = "function_errors"
 
 
 class AlarmTarget(Params):
@@ -401,6 +407,113 @@ class IamRoleParams(Params):
 
     service: Literal["ecs-tasks.amazonaws.com", "ec2.amazonaws.com", "lambda.amazonaws.com"]
     grants: list[Grant] = Field(default_factory=list, max_length=20)
+
+
+# -- serverless ---------------------------------------------------------------------------
+
+#: Lambda runtimes the catalog builds (AWS-supported, not deprecated); each has a bootstrap
+#: handler Forge ships until the team's own package is deployed (tools/render/serverless.py).
+LambdaRuntime = Literal["python3.12", "python3.13", "nodejs20.x", "nodejs22.x"]
+ObjectKey = Annotated[
+    str,
+    Field(
+        min_length=5,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,190}\.zip$",
+        description="S3 key of the deployment package (a .zip), e.g. releases/api.zip.",
+    ),
+]
+AttributeName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+        description="A DynamoDB attribute name: letters, digits, underscores.",
+    ),
+]
+
+
+class LambdaFunctionParams(Params):
+    """A Lambda function deployed from a zip in an S3 bucket of the design, with its own
+    least-privilege role, an encrypted log group with finite retention, reserved concurrency
+    and an encrypted SQS dead-letter queue for failed asynchronous invocations."""
+
+    code_bucket: ComponentName = Field(description="The s3_bucket holding the package.")
+    code_key: ObjectKey = "releases/function.zip"
+    runtime: LambdaRuntime = "python3.12"
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    memory_mb: int = Field(default=256, ge=128, le=10_240)
+    timeout_s: int = Field(default=10, ge=1, le=900)
+    reserved_concurrency: int = Field(
+        default=10, ge=1, le=1_000, description="Concurrent executions reserved (and capped)."
+    )
+    log_retention_days: int = 30
+    grants: list[Grant] = Field(default_factory=list, max_length=20)
+    schedule: str | None = Field(
+        default=None,
+        pattern=SCHEDULE_PATTERN,
+        description="Also invoked by an EventBridge schedule (a scheduled function).",
+    )
+    monthly_invocations_million: float = Field(default=1, ge=0, le=100_000, description="Cost.")
+    average_duration_ms: int = Field(default=100, ge=1, le=900_000, description="Cost.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @model_validator(mode="after")
+    def _duration(self) -> LambdaFunctionParams:
+        if self.average_duration_ms > self.timeout_s * 1000:
+            raise ValueError("average_duration_ms cannot exceed timeout_s")
+        return self
+
+
+class HttpApiParams(Params):
+    """An API Gateway HTTP API whose every route invokes one Lambda function, with access
+    logs to an encrypted log group and stage-wide throttling."""
+
+    target: ComponentName = Field(description="The lambda_function behind it.")
+    throttling_rate_limit: int = Field(
+        default=100, ge=1, le=10_000, description="Steady requests per second."
+    )
+    throttling_burst_limit: int = Field(default=200, ge=1, le=5_000)
+    access_log_retention_days: int = 30
+    monthly_requests_million: float = Field(default=1, ge=0, le=1_000_000, description="Cost.")
+
+    @field_validator("access_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+
+class DynamoDbTableParams(Params):
+    """A DynamoDB table encrypted with the stack's KMS key, point-in-time recovery on by
+    default, optional TTL attribute."""
+
+    billing_mode: Literal["on_demand", "provisioned"] = "on_demand"
+    read_capacity: int = Field(default=5, ge=1, le=40_000, description="Provisioned only.")
+    write_capacity: int = Field(default=5, ge=1, le=40_000, description="Provisioned only.")
+    hash_key: AttributeName = "pk"
+    hash_key_type: Literal["S", "N", "B"] = "S"
+    range_key: AttributeName | None = None
+    range_key_type: Literal["S", "N", "B"] = "S"
+    ttl_attribute: AttributeName | None = Field(
+        default=None, description="Items expire at the epoch seconds this attribute holds."
+    )
+    point_in_time_recovery: bool = True
+    deletion_protection: bool = False
+    size_gb: float = Field(default=1, ge=0, le=1_000_000, description="Expected size (cost).")
+    monthly_reads_million: float = Field(default=1, ge=0, le=10_000_000, description="Cost.")
+    monthly_writes_million: float = Field(default=1, ge=0, le=10_000_000, description="Cost.")
+
+    @model_validator(mode="after")
+    def _keys(self) -> DynamoDbTableParams:
+        keys = [self.hash_key, self.range_key]
+        if self.range_key is not None and self.range_key == self.hash_key:
+            raise ValueError("range_key must differ from hash_key")
+        if self.ttl_attribute is not None and self.ttl_attribute in keys:
+            raise ValueError("ttl_attribute cannot be a key attribute")
+        return self
 
 
 def _check_retention(value: int) -> int:
@@ -456,6 +569,16 @@ def _refs_allow(p: Params) -> list[str]:
 def _refs_cdn(p: Params) -> list[str]:
     assert isinstance(p, CloudFrontParams)
     return [p.origin]
+
+
+def _refs_function(p: Params) -> list[str]:
+    assert isinstance(p, LambdaFunctionParams)
+    return [p.code_bucket, *_refs_grants(p)]
+
+
+def _refs_api(p: Params) -> list[str]:
+    assert isinstance(p, HttpApiParams)
+    return [p.target]
 
 
 def _refs_alarms(p: Params) -> list[str]:
@@ -632,6 +755,47 @@ CATALOG: dict[str, CatalogEntry] = {
                 "no IAM users, no wildcard actions or resources",
             ),
             _refs_grants,
+        ),
+        CatalogEntry(
+            "lambda_function",
+            "Lambda function",
+            Tier.COMPUTE,
+            LambdaFunctionParams,
+            False,
+            (
+                "role with only the listed grants, its log stream and its dead-letter queue",
+                "log group encrypted with the stack key, finite retention",
+                "reserved concurrency caps what one function can consume",
+                "failed asynchronous invocations go to an encrypted SQS dead-letter queue",
+                "environment variables encrypted with the stack key",
+            ),
+            _refs_function,
+        ),
+        CatalogEntry(
+            "http_api",
+            "API Gateway HTTP API",
+            Tier.EDGE,
+            HttpApiParams,
+            False,
+            (
+                "HTTPS only (execute-api endpoint, TLS 1.2)",
+                "access logs to a log group encrypted with the stack key",
+                "stage-wide throttling (rate and burst)",
+                "may invoke only its own function, only from this API",
+            ),
+            _refs_api,
+        ),
+        CatalogEntry(
+            "dynamodb_table",
+            "DynamoDB table",
+            Tier.DATA,
+            DynamoDbTableParams,
+            False,
+            (
+                "encrypted with the stack's KMS key",
+                "point-in-time recovery on by default",
+                "reachable only with IAM grants (no resource policy)",
+            ),
         ),
     )
 }

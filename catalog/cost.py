@@ -20,10 +20,13 @@ from catalog.components import (
     CloudFrontParams,
     CloudWatchAlarmsParams,
     CloudWatchLogGroupParams,
+    DynamoDbTableParams,
     Ec2AsgParams,
     EcsScheduledTaskParams,
     EcsServiceParams,
     ElastiCacheRedisParams,
+    HttpApiParams,
+    LambdaFunctionParams,
     NatMode,
     Params,
     RdsMysqlParams,
@@ -56,6 +59,10 @@ LOG_GB_PER_TASK = 1.0
 """Application logs per running task (or instance) and month."""
 MAX_STORED_MONTHS = 12.0
 """Logs kept longer than a year are forecast at their size after one year."""
+LOG_KB_PER_INVOCATION = 1.0
+"""Application logs a Lambda invocation writes (start/end/report lines and a few more)."""
+ACCESS_LOG_KB_PER_REQUEST = 0.5
+"""One JSON access-log line per HTTP API request."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +271,56 @@ def _alarms(p: Params, u: Usage) -> tuple[float, str]:
     return usd, f"{len(p.alarms)} standard alarm(s) and one SNS topic"
 
 
+def _lambda(p: Params, u: Usage) -> tuple[float, str]:
+    assert isinstance(p, LambdaFunctionParams)
+    arch = "arm" if p.architecture == "arm64" else "x86"
+    gb_seconds = (
+        p.monthly_invocations_million * 1e6 * p.average_duration_ms / 1000 * p.memory_mb / 1024
+    )
+    compute = gb_seconds * u.usd(f"lambda.{arch}.gb_second")
+    requests = p.monthly_invocations_million * u.usd("lambda.requests.million")
+    log_gb = p.monthly_invocations_million * 1e6 * LOG_KB_PER_INVOCATION / 1e6
+    basis = (
+        f"{p.monthly_invocations_million:g} M invocations x {p.average_duration_ms} ms at "
+        f"{p.memory_mb} MiB ({p.architecture}); logs {LOG_KB_PER_INVOCATION:g} KB/invocation "
+        f"kept {p.log_retention_days} d; dead-letter queue traffic negligible"
+    )
+    return compute + requests + u.logs(log_gb, p.log_retention_days), basis
+
+
+def _http_api(p: Params, u: Usage) -> tuple[float, str]:
+    assert isinstance(p, HttpApiParams)
+    requests = p.monthly_requests_million * u.usd("apigateway.http.requests.million")
+    log_gb = p.monthly_requests_million * 1e6 * ACCESS_LOG_KB_PER_REQUEST / 1e6
+    basis = (
+        f"{p.monthly_requests_million:g} M requests (first price tier); access logs "
+        f"{ACCESS_LOG_KB_PER_REQUEST:g} KB/request kept {p.access_log_retention_days} d"
+    )
+    return requests + u.logs(log_gb, p.access_log_retention_days), basis
+
+
+def _dynamodb(p: Params, u: Usage) -> tuple[float, str]:
+    assert isinstance(p, DynamoDbTableParams)
+    storage = p.size_gb * u.usd("dynamodb.storage.gb_month")
+    pitr = p.size_gb * u.usd("dynamodb.pitr.gb_month") if p.point_in_time_recovery else 0.0
+    if p.billing_mode == "on_demand":
+        traffic = p.monthly_reads_million * u.usd(
+            "dynamodb.ondemand.read.million"
+        ) + p.monthly_writes_million * u.usd("dynamodb.ondemand.write.million")
+        how = (
+            f"on-demand, {p.monthly_reads_million:g} M reads and "
+            f"{p.monthly_writes_million:g} M writes"
+        )
+    else:
+        traffic = u.hours * (
+            p.read_capacity * u.usd("dynamodb.provisioned.rcu_hour")
+            + p.write_capacity * u.usd("dynamodb.provisioned.wcu_hour")
+        )
+        how = f"provisioned {p.read_capacity} RCU / {p.write_capacity} WCU all month"
+    basis = f"{how}; {p.size_gb:g} GB stored" + ("; PITR on the same size" if pitr else "")
+    return storage + pitr + traffic, basis
+
+
 def _free(p: Params, u: Usage) -> tuple[float, str]:
     return 0.0, "no charge"
 
@@ -283,5 +340,8 @@ _MODELS: dict[str, Model] = {
     "cloudwatch_log_group": _log_group,
     "cloudwatch_alarms": _alarms,
     "iam_role": _free,
+    "lambda_function": _lambda,
+    "http_api": _http_api,
+    "dynamodb_table": _dynamodb,
 }
 assert set(_MODELS) == set(CATALOG), "every catalog type needs a cost model"

@@ -15,6 +15,8 @@ from catalog.components import (
     Ec2AsgParams,
     EcsServiceParams,
     Grant,
+    HttpApiParams,
+    LambdaFunctionParams,
     Params,
 )
 from catalog.problems import Problem, ProblemCode
@@ -30,6 +32,8 @@ STORE_TYPES: dict[DataStoreKind, str] = {
     DataStoreKind.OBJECT_STORAGE: "s3_bucket",
     DataStoreKind.QUEUE: "sqs_queue",
 }
+#: Functions scale with requests up to their reserved concurrency: capacity is not counted
+#: in tasks, so the rps check applies to load-balanced services only.
 
 
 def check_coverage(
@@ -58,10 +62,12 @@ def _coverage(
     rps = workload.expected_rps or 0.0
     if kind in (WorkloadKind.WEB_SERVICE, WorkloadKind.API):
         targets = [p.target for p in parsed.values() if isinstance(p, AlbParams)]
-        if not targets:
+        apis = [p.target for p in parsed.values() if isinstance(p, HttpApiParams)]
+        if not targets and not apis:
             yield _missing(
-                f"a {kind.value} needs a load balancer in front of its compute",
-                "add an alb whose target is an ecs_service or ec2_asg",
+                f"a {kind.value} needs a load balancer (or an HTTP API) in front of its compute",
+                "add an alb whose target is an ecs_service or ec2_asg, or an http_api whose "
+                "target is a lambda_function",
             )
         yield from _capacity(targets, parsed, rps, f"behind the load balancer of this {kind}")
     elif kind is WorkloadKind.STATIC_SITE:
@@ -85,13 +91,21 @@ def _coverage(
                 "add an sqs_queue and an ecs_service granted 'consume' on it",
             )
         yield from _capacity(consumers, parsed, rps, "consuming the queue")
-    elif kind is WorkloadKind.BATCH and "ecs_scheduled_task" not in present:
-        yield _missing("a batch workload runs as a scheduled task", "add an ecs_scheduled_task")
+    elif kind is WorkloadKind.BATCH and not _scheduled(parsed, present):
+        yield _missing(
+            "a batch workload runs as a scheduled task (or a scheduled function)",
+            "add an ecs_scheduled_task, or a lambda_function with a schedule",
+        )
     elif kind is WorkloadKind.DATA_PIPELINE and not ("s3_bucket" in present and compute):
         yield _missing(
             "a data pipeline needs storage and compute that processes it",
             "add an s3_bucket and an ecs_scheduled_task or ecs_service granted access to it",
         )
+
+
+def _scheduled(parsed: dict[str, Params], present: set[str]) -> bool:
+    functions = [p for p in parsed.values() if isinstance(p, LambdaFunctionParams)]
+    return "ecs_scheduled_task" in present or any(p.schedule for p in functions)
 
 
 def _grants(params: Params | None) -> list[Grant]:

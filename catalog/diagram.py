@@ -2,7 +2,8 @@
 
 Nodes are components (shaped by tier, grouped in the VPC they run in); edges are the data
 flows the parameters declare: the internet into a load balancer or CDN, a load balancer to
-its target, a CDN to its origin bucket, workloads to what their grants and the data stores'
+its target, a CDN to its origin bucket, an HTTP API to its function, a function's code bucket
+to it, workloads to what their grants and the data stores'
 `allow_from` let them reach, alarms to what they watch. Every label is built from catalog
 titles and identifiers, so no free text can break out of the diagram.
 """
@@ -17,6 +18,8 @@ from catalog.components import (
     CloudFrontParams,
     CloudWatchAlarmsParams,
     Grant,
+    HttpApiParams,
+    LambdaFunctionParams,
     Params,
     RdsParams,
     Tier,
@@ -90,6 +93,13 @@ def _edges(parsed: dict[str, tuple[Component, Params]]) -> list[str]:
             edges.append(f"internet -->|HTTPS| {_id(name)}")
             edges.append(f"{_id(name)} -->|origin access control| {_id(p.origin)}")
             reached.add(p.origin)
+        elif isinstance(p, HttpApiParams):
+            edges.append(f"internet -->|HTTPS| {_id(name)}")
+            edges.append(f"{_id(name)} -->|invoke| {_id(p.target)}")
+            reached.add(p.target)
+        elif isinstance(p, LambdaFunctionParams):
+            edges.append(f"{_id(p.code_bucket)} -.->|code package| {_id(name)}")
+            reached.add(p.code_bucket)
         elif isinstance(p, CloudWatchAlarmsParams):
             edges.extend(f"{_id(name)} -.->|{a.kind.value}| {_id(a.component)}" for a in p.alarms)
         grants: list[Grant] = getattr(p, "grants", [])

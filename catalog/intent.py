@@ -47,6 +47,11 @@ class Intent:
     domain: str | None
     schedule: str | None
     wants_ec2: bool
+    serverless: bool = False
+    """Functions (Lambda) behind an API Gateway HTTP API instead of a load-balanced service."""
+    nosql: bool = False
+    """A DynamoDB table (a NoSQL / key-value store was asked for)."""
+    nosql_size_gb: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     counts: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
     """(capability, count, instance names) for every ask that asked for more than one."""
@@ -73,6 +78,11 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
     kind = field_kind or (kinds[0] if kinds else None)
     if kind is K.STATIC_SITE and field_kind is None and store_kinds - {D.OBJECT_STORAGE}:
         kind = K.WEB_SERVICE  # a "site" with a database has a backend
+    serverless = reading.has("compute.serverless") or reading.has("edge.api_gateway")
+    if kind is None and serverless:
+        # Functions run on a schedule when one is asked for, else answer requests (an HTTP
+        # API in front of them).
+        kind = K.BATCH if reading.has("schedule") else K.API
     if kind is None and reading.has("schedule"):
         kind = K.BATCH  # something runs on a schedule: a scheduled job
     if kind is None and reading.has("compute.service"):
@@ -115,6 +125,8 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
     object_ask = reading.get("retention.objects")
     domain_ask = reading.get("domain")
     schedule_ask = reading.get("schedule")
+    nosql_ask = reading.get("store.nosql")
+    nosql_size = nosql_ask.params.get("size_gb") if nosql_ask else None
     return Intent(
         kind=kind,
         extra_kinds=extra,
@@ -136,6 +148,9 @@ def intent_of(goal: GoalStatement, reading: Reading) -> Intent:
             for a in reading.asks
             if isinstance(a.params.get("count"), int)
         ),
+        serverless=serverless,
+        nosql=nosql_ask is not None,
+        nosql_size_gb=float(nosql_size) if isinstance(nosql_size, int | float) else None,
     )
 
 

@@ -71,15 +71,24 @@ _KIND_PHRASE = {
 def _proposal(d: Draft) -> DesignProposal | None:
     if not d.components:
         return None
+    serverless = bool(d.of("lambda_function"))
     what = _KIND_PHRASE[d.kind] if d.kind else "Managed storage"
+    if serverless:
+        what = "Serverless API on an API Gateway HTTP API and Lambda"
     parts = ", ".join(f"{c.name} ({CATALOG[c.type].title})" for c in d.components)
     summary = f"{what} in {d.goal.region} ({d.goal.environment.value}): {parts}."
     reasons = [
         f"Workload read as {d.kind.value if d.kind else 'storage only'}"
         + (" (from the description)" if d.goal.workload is None or not d.goal.workload.kind else "")
         + ".",
-        "Compute runs on Fargate in private subnets (EC2 only when the description asks for it), "
-        f"sized at 200 rps per vCPU{'' if d.lean else ' with 25 % headroom'}.",
+        (
+            "The goal asks for serverless functions: an HTTP API invokes one Lambda function "
+            "outside any VPC, with reserved concurrency for twice the peak rate; it reaches "
+            "only what its grants name."
+            if serverless
+            else "Compute runs on Fargate in private subnets (EC2 only when the description "
+            f"asks for it), sized at 200 rps per vCPU{'' if d.lean else ' with 25 % headroom'}."
+        ),
         "Data stores sit in private subnets, reachable only from the compute named in "
         "allow_from or grants; every store is encrypted at rest.",
     ]

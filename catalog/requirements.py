@@ -7,11 +7,13 @@ parameters:
   Redis `num_nodes >= 2` with `automatic_failover`, ECS `min_count >= 2`, ASG `min_size >= 2`,
   VPC `az_count >= 2`.
 - **prod** -> RDS `backup_retention_days >= 7` and `deletion_protection`, Redis
-  `snapshot_retention_days >= 7`, S3 `versioning` and no `force_destroy`.
+  `snapshot_retention_days >= 7`, S3 `versioning` and no `force_destroy`, DynamoDB
+  `point_in_time_recovery` and `deletion_protection`.
 - **backups** -> RDS `backup_retention_days >= 7`, Redis `snapshot_retention_days >= 7`,
-  S3 `versioning`.
+  S3 `versioning`, DynamoDB `point_in_time_recovery`.
 - **logging** -> VPC `flow_logs`, ALB `access_logs`, S3 `access_logging`, and every log
-  retention (flow logs, ECS tasks, log groups) `>= 90` days.
+  retention (flow logs, ECS tasks, Lambda functions, HTTP API access logs, log groups)
+  `>= 90` days.
 - **encryption_at_rest** -> every component's template encrypts what it stores (RDS storage,
   Redis, S3, SQS, EBS, Fargate ephemeral storage, log groups); a catalog type that cannot is
   refused. Nothing in the catalog can turn encryption off (RDS `storage_encrypted` is the
@@ -32,10 +34,13 @@ from typing import Any
 from catalog.components import (
     AlbParams,
     CloudWatchLogGroupParams,
+    DynamoDbTableParams,
     Ec2AsgParams,
     EcsScheduledTaskParams,
     EcsServiceParams,
     ElastiCacheRedisParams,
+    HttpApiParams,
+    LambdaFunctionParams,
     Params,
     RdsParams,
     S3BucketParams,
@@ -60,7 +65,8 @@ ENCRYPTED_TYPES = frozenset(
     {
         "vpc", "alb", "ecs_service", "ecs_scheduled_task", "ec2_asg", "rds_postgres",
         "rds_mysql", "elasticache_redis", "s3_bucket", "cloudfront_distribution", "sqs_queue",
-        "cloudwatch_log_group", "cloudwatch_alarms", "iam_role",
+        "cloudwatch_log_group", "cloudwatch_alarms", "iam_role", "lambda_function",
+        "http_api", "dynamodb_table",
     }
 )  # fmt: skip
 
@@ -104,12 +110,16 @@ BACKUP_RULES = (
          f"{{reason}} needs snapshots kept {_DAYS} days", f"set snapshot_retention_days {_DAYS}"),
     Rule(S3BucketParams, "versioning", lambda p: p.versioning, C.BACKUPS,
          "{reason} needs object versions kept", "set versioning true"),
+    Rule(DynamoDbTableParams, "point_in_time_recovery", lambda p: p.point_in_time_recovery,
+         C.BACKUPS, "{reason} needs point-in-time recovery", "set point_in_time_recovery true"),
 )  # fmt: skip
 PROD_RULES = (
     Rule(RdsParams, "deletion_protection", lambda p: p.deletion_protection,
          C.DELETION_PROTECTION, "prod needs deletion protection", "set deletion_protection true"),
     Rule(S3BucketParams, "force_destroy", lambda p: not p.force_destroy, C.DELETION_PROTECTION,
          "prod buckets must not be force-destroyed", "set force_destroy false"),
+    Rule(DynamoDbTableParams, "deletion_protection", lambda p: p.deletion_protection,
+         C.DELETION_PROTECTION, "prod needs deletion protection", "set deletion_protection true"),
 )  # fmt: skip
 LOGGING_RULES = (
     Rule(VpcParams, "flow_logs", lambda p: p.flow_logs, C.LOGGING,
@@ -126,6 +136,12 @@ LOGGING_RULES = (
          _LOGS_KEPT, _LOG_FIX),
     Rule(CloudWatchLogGroupParams, "retention_days",
          lambda p: p.retention_days >= MIN_LOG_RETENTION_DAYS, C.LOGGING, _LOGS_KEPT, _LOG_FIX),
+    Rule(LambdaFunctionParams, "log_retention_days",
+         lambda p: p.log_retention_days >= MIN_LOG_RETENTION_DAYS, C.LOGGING,
+         _LOGS_KEPT, _LOG_FIX),
+    Rule(HttpApiParams, "access_log_retention_days",
+         lambda p: p.access_log_retention_days >= MIN_LOG_RETENTION_DAYS, C.LOGGING,
+         _LOGS_KEPT, _LOG_FIX),
 )  # fmt: skip
 
 

@@ -11,8 +11,9 @@ from catalog.components import CATALOG, FARGATE_SIZES, AlarmKind
 from catalog.cost import AVERAGE_TO_PEAK, STATIC_RESPONSE_KB
 from catalog.intent import Intent
 from catalog.requirements import MIN_BACKUP_DAYS, MIN_LOG_RETENTION_DAYS
+from catalog.schedule import runs_per_month
 from catalog.sizing import LARGEST_CACHE_NODE, cache_node_for, fargate_size_for, tasks_for
-from catalog.structure import COMPUTE_TYPES
+from catalog.structure import COMPUTE_TYPES, FUNCTION_TYPES
 from schemas.goal import (
     Compliance,
     DataStore,
@@ -34,6 +35,14 @@ MAX_INSTANCES = 20
 MAX_ALARMS = 50
 """Instances of one kind the catalog planner designs for a count ("twelve queues" -> ten; the
 trace then says the ask is not met and why)."""
+#: Stores a function outside the VPC cannot reach: with one of them, no serverless shape.
+VPC_STORES = frozenset({D.POSTGRES, D.MYSQL, D.REDIS})
+FUNCTION_MS = 100
+"""Average duration assumed for one API request handled by a function."""
+SCHEDULED_FUNCTION_MS = 60_000
+"""Average run of a scheduled function."""
+READS_PER_REQUEST, WRITES_PER_REQUEST = 1.0, 0.2
+"""Table reads and writes per API request (a read-mostly API)."""
 
 
 class Draft:
@@ -165,7 +174,13 @@ def workload_components(d: Draft) -> list[DataStore]:
             remaining.remove(store)
         return store
 
-    if d.kind in CONTAINER_NAMES:
+    if (
+        d.kind in CONTAINER_NAMES
+        and d.intent.serverless
+        and not VPC_STORES & set(s.kind for s in remaining)
+    ):
+        _serverless_api(d)
+    elif d.kind in CONTAINER_NAMES:
         base = CONTAINER_NAMES[d.kind]
         services = d.qualifiers("compute.service", f"workload.{d.kind.value}")
         for i, q in enumerate(services):
@@ -222,6 +237,61 @@ def workload_components(d: Draft) -> list[DataStore]:
     return remaining
 
 
+def _monthly_million(rps: float) -> float:
+    return max(1.0, round(rps * AVERAGE_TO_PEAK * SECONDS_PER_MONTH / 1e6, 2))
+
+
+def _serverless_api(d: Draft) -> None:
+    """An HTTP API in front of one function, its code bucket, and the NoSQL table if asked."""
+    requests = _monthly_million(d.rps)
+    grants: list[dict[str, str]] = []
+    if d.intent.nosql:
+        table = d.add(
+            "dynamodb_table",
+            "table",
+            point_in_time_recovery=True,
+            deletion_protection=d.prod,
+            size_gb=d.intent.nosql_size_gb or 1,
+            monthly_reads_million=round(requests * READS_PER_REQUEST, 2),
+            monthly_writes_million=round(requests * WRITES_PER_REQUEST, 2),
+        )
+        grants.append({"component": table, "access": "read_write"})
+        if d.intent.nosql_size_gb is None:
+            d.notes.append(f"{table}: no size given, 1 GB assumed.")
+        d.notes.append(
+            f"{table}: on-demand capacity, {READS_PER_REQUEST:g} read and "
+            f"{WRITES_PER_REQUEST:g} write per request."
+        )
+    code = _code_bucket(d)
+    # Enough concurrency for twice the peak at the assumed duration (Little's law).
+    concurrency = min(1_000, max(10, math.ceil(d.rps * FUNCTION_MS / 1000 * 2)))
+    handler = d.add(
+        "lambda_function",
+        "handler",
+        code_bucket=code,
+        code_key="releases/handler.zip",
+        reserved_concurrency=concurrency,
+        log_retention_days=d.log_days,
+        grants=grants,
+        monthly_invocations_million=requests,
+        average_duration_ms=FUNCTION_MS,
+    )
+    rate = min(10_000, max(100, math.ceil(d.rps * 1.5)))
+    d.add(
+        "http_api",
+        "api",
+        target=handler,
+        throttling_rate_limit=rate,
+        throttling_burst_limit=min(5_000, rate * 2),
+        access_log_retention_days=d.log_days,
+        monthly_requests_million=requests,
+    )
+    d.notes.append(
+        f"{handler}: {FUNCTION_MS} ms per request at 256 MiB; the team's pipeline uploads "
+        f"the package to {code} (releases/handler.zip) and calls update-function-code."
+    )
+
+
 def named(qualifier: str | None, base: str, default: str) -> str:
     """An instance's component name: `<qualifier>_<base>` ("billing_queue"), else `default`
     (Draft.add numbers repeats: queue, queue_2, ...)."""
@@ -266,8 +336,53 @@ def _static_site(
         d.notes.append(f"cdn: {STATIC_RESPONSE_KB:g} KB transferred per request on average.")
 
 
+def _code_bucket(d: Draft) -> str:
+    """The bucket functions' packages come from (one per design)."""
+    existing = [c.name for c in d.components if c.name == "code" and c.type == "s3_bucket"]
+    if existing:
+        return existing[0]
+    return d.add(
+        "s3_bucket",
+        "code",
+        versioning=True,
+        access_logging=True,
+        force_destroy=not d.prod,
+        size_gb=1,
+    )
+
+
+def _scheduled_function(d: Draft) -> None:
+    """A Lambda function EventBridge invokes on the goal's schedule."""
+    schedule = d.intent.schedule or "rate(1 day)"
+    runs = runs_per_month(schedule)
+    d.add(
+        "lambda_function",
+        "job",
+        code_bucket=_code_bucket(d),
+        code_key="releases/job.zip",
+        memory_mb=512,
+        timeout_s=900,
+        reserved_concurrency=1,
+        schedule=schedule,
+        log_retention_days=d.log_days,
+        grants=[{"component": t, "access": "read_write"} for t in d.of("dynamodb_table")],
+        monthly_invocations_million=round(runs / 1e6, 6),
+        average_duration_ms=SCHEDULED_FUNCTION_MS,
+    )
+    d.notes.append(
+        f"job: a scheduled function, one run at a time, about {SCHEDULED_FUNCTION_MS // 1000} s "
+        "per run at 512 MiB (at most 15 minutes)."
+    )
+    if d.intent.schedule is None:
+        d.notes.append("job: no schedule given, once a day assumed.")
+
+
 def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
-    """A scheduled container task; it may read and write the goal's bucket."""
+    """A scheduled container task (or function, when the goal asks for serverless); it may
+    read and write the goal's bucket."""
+    if d.intent.serverless and not VPC_STORES & {s.kind for s in remaining}:
+        _scheduled_function(d)
+        return
     if d.intent.schedule is None:
         d.notes.append("job: no schedule given, once a day assumed.")
     for q in d.qualifiers("workload.batch"):
@@ -285,7 +400,16 @@ def _scheduled_job(d: Draft, remaining: list[DataStore]) -> None:
 
 
 def store_components(d: Draft, stores: list[DataStore]) -> None:
-    compute = d.of(*COMPUTE_TYPES)
+    compute = d.of(*COMPUTE_TYPES, *FUNCTION_TYPES)
+    if d.intent.nosql and not d.of("dynamodb_table"):
+        table = d.add(
+            "dynamodb_table",
+            "table",
+            point_in_time_recovery=True,
+            deletion_protection=d.prod,
+            size_gb=d.intent.nosql_size_gb or 1,
+        )
+        _grant(d, compute, {"component": table, "access": "read_write"})
     for store in stores:
         if store.kind in (D.POSTGRES, D.MYSQL):
             index = sum(d.rps > limit for limit in RDS_CLASS_RPS)
@@ -328,7 +452,7 @@ def store_components(d: Draft, stores: list[DataStore]) -> None:
             for q in qs:
                 name = d.queue(named(q, "queue", "queue"), share=len(qs))
                 _grant(d, compute, {"component": name, "access": "publish"})
-                if d.kind in CONTAINER_NAMES:
+                if d.kind in CONTAINER_NAMES and not d.of(*FUNCTION_TYPES):
                     worker = d.service(
                         named(q, "worker", "worker"), 0, [{"component": name, "access": "consume"}]
                     )
@@ -366,4 +490,6 @@ _ALARMS: dict[str, tuple[AlarmKind, ...]] = {
     "rds_postgres": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
     "rds_mysql": (AlarmKind.DB_CPU_HIGH, AlarmKind.DB_FREE_STORAGE_LOW),
     "sqs_queue": (AlarmKind.QUEUE_DEPTH, AlarmKind.DLQ_NOT_EMPTY),
+    "lambda_function": (AlarmKind.FUNCTION_ERRORS, AlarmKind.DLQ_NOT_EMPTY),
+    "http_api": (AlarmKind.HTTP_5XX,),
 }

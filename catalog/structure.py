@@ -23,6 +23,8 @@ from catalog.components import (
     CloudWatchAlarmsParams,
     EcsScheduledTaskParams,
     Grant,
+    HttpApiParams,
+    LambdaFunctionParams,
     NatMode,
     S3BucketParams,
     VpcParams,
@@ -31,18 +33,23 @@ from catalog.problems import Problem, ProblemCode
 from schemas.plan import Component
 
 COMPUTE_TYPES = frozenset({"ecs_service", "ecs_scheduled_task", "ec2_asg"})
-GRANT_HOLDERS = COMPUTE_TYPES | {"iam_role"}
+"""Compute in the design's VPC (private subnets, NAT egress)."""
+FUNCTION_TYPES = frozenset({"lambda_function"})
+"""Compute outside any VPC: it reaches only AWS APIs, with IAM grants."""
+GRANT_HOLDERS = COMPUTE_TYPES | FUNCTION_TYPES | {"iam_role"}
 #: What a grant may give on each target type; anything else is refused.
 GRANT_ACCESS: dict[str, frozenset[Access]] = {
     "s3_bucket": frozenset({Access.READ, Access.WRITE, Access.READ_WRITE}),
     "sqs_queue": frozenset({Access.CONSUME, Access.PUBLISH}),
     "cloudwatch_log_group": frozenset({Access.WRITE}),
+    "dynamodb_table": frozenset({Access.READ, Access.WRITE, Access.READ_WRITE}),
 }
 ALARM_TARGETS: dict[AlarmKind, frozenset[str]] = {
     AlarmKind.CPU_HIGH: frozenset({"ecs_service", "ec2_asg"}),
-    AlarmKind.HTTP_5XX: frozenset({"alb"}),
+    AlarmKind.HTTP_5XX: frozenset({"alb", "http_api"}),
     AlarmKind.QUEUE_DEPTH: frozenset({"sqs_queue"}),
-    AlarmKind.DLQ_NOT_EMPTY: frozenset({"sqs_queue"}),
+    AlarmKind.DLQ_NOT_EMPTY: frozenset({"sqs_queue", "lambda_function"}),
+    AlarmKind.FUNCTION_ERRORS: frozenset({"lambda_function"}),
     AlarmKind.DB_CPU_HIGH: frozenset({"rds_postgres", "rds_mysql"}),
     AlarmKind.DB_FREE_STORAGE_LOW: frozenset({"rds_postgres", "rds_mysql"}),
 }
@@ -111,6 +118,8 @@ def _check_one(c: Component, by_name: dict[str, Component]) -> Iterator[Problem]
     yield from _check_references(c, params, by_name)
     if isinstance(params, EcsScheduledTaskParams):
         yield from _check_schedule(f"{where}.params.schedule", params.schedule)
+    if isinstance(params, LambdaFunctionParams) and params.schedule is not None:
+        yield from _check_schedule(f"{where}.params.schedule", params.schedule)
 
 
 def _params_fix(error: object, fields: Mapping[str, object]) -> str:
@@ -141,6 +150,10 @@ def _check_references(
         expected.append(("target", params.target, frozenset({"ecs_service", "ec2_asg"})))
     if isinstance(params, CloudFrontParams):
         expected.append(("origin", params.origin, frozenset({"s3_bucket"})))
+    if isinstance(params, LambdaFunctionParams):
+        expected.append(("code_bucket", params.code_bucket, frozenset({"s3_bucket"})))
+    if isinstance(params, HttpApiParams):
+        expected.append(("target", params.target, FUNCTION_TYPES))
     expected.extend(("allow_from", ref, COMPUTE_TYPES) for ref in getattr(params, "allow_from", []))
     if isinstance(params, CloudWatchAlarmsParams):
         expected.extend(("alarms", a.component, ALARM_TARGETS[a.kind]) for a in params.alarms)

@@ -17,10 +17,13 @@ from catalog.asks import Ask
 from catalog.components import (
     AlbParams,
     CloudFrontParams,
+    DynamoDbTableParams,
     Ec2AsgParams,
     EcsScheduledTaskParams,
     EcsServiceParams,
     ElastiCacheRedisParams,
+    HttpApiParams,
+    LambdaFunctionParams,
     Params,
     RdsParams,
     S3BucketParams,
@@ -156,7 +159,9 @@ def _types(*types: str, missing: str) -> Callable[[Ask, GoalStatement, _Parsed],
         if short is not None:
             return short
         size = ask.params.get("size_gb")
-        sized_types = {"rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis"}
+        sized_types = {
+            "rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis", "dynamodb_table"
+        }  # fmt: skip
         if (
             isinstance(size, int | float)
             and not isinstance(size, bool)
@@ -179,18 +184,20 @@ def _size_of(p: Params) -> float:
         return p.size_gb
     if isinstance(p, ElastiCacheRedisParams):
         return CACHE_NODE_GIB.get(p.node_type, 0.0)
+    if isinstance(p, DynamoDbTableParams):
+        return p.size_gb
     return 0.0
 
 
 def _web(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
-    albs = [(c, p) for c, p in parsed if isinstance(p, AlbParams)]
-    if not albs:
+    fronts = [(c, p) for c, p in parsed if isinstance(p, AlbParams | HttpApiParams)]
+    if not fronts:
         return Verdict(S.UNSUPPORTED, note="Not in this design: a load-balanced service.")
-    short = _counted(ask, [p.target for _, p in albs], "load-balanced services")
+    short = _counted(ask, [p.target for _, p in fronts], "load-balanced services")
     if short is not None:
         return short
-    by = tuple(n for c, p in albs for n in (c.name, p.target))
-    return Verdict(S.MET, by, _met_count(ask, [p.target for _, p in albs]))
+    by = tuple(n for c, p in fronts for n in (c.name, p.target))
+    return Verdict(S.MET, by, _met_count(ask, [p.target for _, p in fronts]))
 
 
 def _static(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -300,10 +307,15 @@ def _multi_az(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     if not ok:
         return Verdict(
             S.MET,
-            _names(parsed, "s3_bucket", "cloudfront_distribution", "sqs_queue"),
-            "Regional and global services (S3, SQS, CloudFront) span AZs by design.",
+            _names(parsed, *_REGIONAL),
+            "Regional and global services (S3, SQS, CloudFront, Lambda, API Gateway, "
+            "DynamoDB) span AZs by design.",
         )
     return Verdict(S.MET, tuple(ok), "Standby/replicas in a second AZ, at least two tasks.")
+
+
+_REGIONAL = ("s3_bucket", "cloudfront_distribution", "sqs_queue", "lambda_function", "http_api",
+             "dynamodb_table")  # fmt: skip
 
 
 def _single_az(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -326,6 +338,9 @@ def _rps(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         elif isinstance(p, CloudFrontParams):
             capacity = float("inf")
             by.append(c.name)
+        elif isinstance(p, LambdaFunctionParams):
+            capacity += p.reserved_concurrency * 1000 / p.average_duration_ms
+            by.append(c.name)
     if not by:
         if _names(parsed, "ecs_scheduled_task"):
             return Verdict(S.ASSUMED, note="Scheduled work serves no requests: the rate was "
@@ -337,13 +352,17 @@ def _rps(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         )
     if capacity + 1e-6 < rps:
         return Verdict(S.UNSUPPORTED, tuple(by), f"Sized for {capacity:g} rps, below {rps:g}.")
+    if _names(parsed, "lambda_function"):
+        return Verdict(S.MET, tuple(by), f"Sized for {rps:g} rps: reserved concurrency x "
+                       "(1000 / average duration in ms) requests per second.")  # fmt: skip
     return Verdict(S.MET, tuple(by), f"Sized for {rps:g} rps at {RPS_PER_VCPU:g} rps per vCPU.")
 
 
 def _retention_logs(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     days = int(ask.params.get("days", 0) or 0)
-    logs = [(c, p) for c, p in parsed if isinstance(p, _TaskParams)]
+    logs = [(c, p) for c, p in parsed if isinstance(p, _TaskParams | LambdaFunctionParams)]
     groups = [(c, p) for c, p in parsed if c.type == "cloudwatch_log_group"]
+    groups += [(c, p) for c, p in parsed if isinstance(p, HttpApiParams)]
     if days > 3653:
         return Verdict(S.UNSUPPORTED, note="CloudWatch Logs retention is at most 3653 days.")
     if not logs and not groups:
@@ -353,10 +372,17 @@ def _retention_logs(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
             "retention (a bucket lifecycle rule is not in the catalog yet).",
         )
     short = [c.name for c, p in logs if p.log_retention_days < days]
-    short += [c.name for c, p in groups if getattr(p, "retention_days", 0) < days]
+    short += [c.name for c, p in groups if _group_days(p) < days]
     if short:
         return Verdict(S.UNSUPPORTED, note=f"Log retention below {days} days: {', '.join(short)}.")
     return Verdict(S.MET, _names(logs + groups), f"Logs kept >= {days} days.")
+
+
+def _group_days(p: Params) -> int:
+    if isinstance(p, HttpApiParams):
+        return p.access_log_retention_days
+    days: int = getattr(p, "retention_days", 0)
+    return days
 
 
 def _retention_backups(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -381,10 +407,12 @@ def _backup(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     by = [c.name for c, p in parsed
           if (isinstance(p, RdsParams) and p.backup_retention_days >= 1)
           or (isinstance(p, ElastiCacheRedisParams) and p.snapshot_retention_days >= 1)
-          or (isinstance(p, S3BucketParams) and p.versioning)]  # fmt: skip
+          or (isinstance(p, S3BucketParams) and p.versioning)
+          or (isinstance(p, DynamoDbTableParams) and p.point_in_time_recovery)]  # fmt: skip
     if not by:
         return Verdict(S.UNSUPPORTED, note="Nothing in this design keeps data to back up.")
-    return Verdict(S.MET, tuple(by), "RDS automated backups, Redis snapshots, S3 versioning.")
+    return Verdict(S.MET, tuple(by), "RDS automated backups, Redis snapshots, S3 versioning, "
+                   "DynamoDB point-in-time recovery.")  # fmt: skip
 
 
 def _retention_messages(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
@@ -416,13 +444,33 @@ def _retention_objects(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdic
 
 def _schedule(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
     expression = ask.params.get("expression")
-    tasks = [(c, p) for c, p in parsed if isinstance(p, EcsScheduledTaskParams)]
+    tasks: list[tuple[Component, EcsScheduledTaskParams | LambdaFunctionParams]] = [
+        (c, p) for c, p in parsed if isinstance(p, EcsScheduledTaskParams)
+    ]
+    tasks += [(c, p) for c, p in parsed if isinstance(p, LambdaFunctionParams) and p.schedule]
     by = [c.name for c, p in tasks if p.schedule == expression]
     if by:
         return Verdict(S.MET, tuple(by), f"EventBridge schedule {expression} (UTC).")
     if tasks:
         return Verdict(S.UNSUPPORTED, _names(tasks), f"Scheduled otherwise, not {expression}.")
     return Verdict(S.UNSUPPORTED, note="Nothing in this design runs on a schedule.")
+
+
+def _private(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+    if _names(parsed, "lambda_function", "http_api", "dynamodb_table"):
+        return Verdict(S.MET, note="Compute and data stores sit in private subnets; functions "
+                       "and tables take no network ingress (IAM only); only a load balancer, "
+                       "CDN or HTTP API faces the internet.")  # fmt: skip
+    return Verdict(S.MET, note="Compute and data stores sit in private subnets; only a load "
+                   "balancer or CDN faces the internet.")  # fmt: skip
+
+
+def _batch(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
+    by = [c.name for c, p in parsed if isinstance(p, EcsScheduledTaskParams)
+          or (isinstance(p, LambdaFunctionParams) and p.schedule)]  # fmt: skip
+    if not by:
+        return Verdict(S.UNSUPPORTED, note="Not in this design: a scheduled task or function.")
+    return Verdict(S.MET, tuple(by))
 
 
 def _always(note: str, *types: str) -> Callable[[Ask, GoalStatement, _Parsed], Verdict]:
@@ -442,7 +490,7 @@ def _in_transit(ask: Ask, goal: GoalStatement, parsed: _Parsed) -> Verdict:
         )
     return Verdict(
         S.MET,
-        _names(parsed, "alb", "cloudfront_distribution", "elasticache_redis"),
+        _names(parsed, "alb", "cloudfront_distribution", "http_api", "elasticache_redis"),
         "HTTPS at the edge, TLS to Redis, TLS-only bucket and queue policies.",
     )
 
@@ -480,13 +528,18 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "workload.api": _web,
     "workload.static_site": _static,
     "workload.queue_worker": _consumer,
-    "workload.batch": _types("ecs_scheduled_task", missing="a scheduled task"),
+    "workload.batch": _batch,
     "workload.data_pipeline": _pipeline,
     "compute.vm": _capacity("ec2_asg", missing="EC2 instances (used for web services and APIs)",
                             unit="instances"),
     "compute.container": _capacity("ecs_service", "ecs_scheduled_task", missing="a container",
                                    unit="containers"),
     "compute.service": _services,
+    "compute.serverless": _types("lambda_function", missing="a Lambda function (the serverless "
+                                 "shape is an API without a relational database or cache, which "
+                                 "functions outside the VPC cannot reach)"),
+    "store.nosql": _types("dynamodb_table", missing="a DynamoDB table"),
+    "edge.api_gateway": _types("http_api", missing="an API Gateway HTTP API"),
     "store.postgres": _types("rds_postgres", missing="a PostgreSQL database"),
     "store.mysql": _types("rds_mysql", missing="a MySQL database"),
     "store.relational": _types("rds_postgres", "rds_mysql", missing="a relational database"),
@@ -502,7 +555,7 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "availability.single_az": _single_az,
     "throughput.rps": _rps,
     "size": _types("rds_postgres", "rds_mysql", "s3_bucket", "elasticache_redis",
-                   missing="a data store"),
+                   "dynamodb_table", missing="a data store"),
     "retention.logs": _retention_logs,
     "retention.backups": _retention_backups,
     "retention.messages": _retention_messages,
@@ -511,8 +564,7 @@ _CHECKS: dict[str, Callable[[Ask, GoalStatement, _Parsed], Verdict]] = {
     "schedule": _schedule,
     "encryption.at_rest": _always("Every catalog component encrypts what it stores."),
     "encryption.in_transit": _in_transit,
-    "privacy.private": _always("Compute and data stores sit in private subnets; only a load "
-                               "balancer or CDN faces the internet."),
+    "privacy.private": _private,
     "environment": _environment,
     "region": _always("The plan's region."),
     "allowed_regions": _always("Checked by validation."),

@@ -33,8 +33,8 @@ def serve(
         str | None,
         typer.Option(
             "--model",
-            help="Installed model to serve: qwen2.5-coder-0.5b or qwen2.5-coder-1.5b "
-            "(default: CREW_LLM_MODEL when it names one, else the 0.5B).",
+            help="Installed model to serve: qwen2.5-coder-0.5b or qwen2.5-coder-1.5b.",
+            show_default="CREW_LLM_MODEL when it names an installed model, else the 0.5B",
         ),
     ] = None,
 ) -> None:

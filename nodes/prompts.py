@@ -212,6 +212,8 @@ _EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "cloudfront_distribution": {"origin": "site"},
     "cloudwatch_alarms": {"alarms": [{"component": "app", "kind": "cpu_high"}]},
     "iam_role": {"service": "ecs-tasks.amazonaws.com"},
+    "lambda_function": {"code_bucket": "code"},
+    "http_api": {"target": "fn"},
 }
 
 

@@ -20,11 +20,18 @@ from catalog import parse_params
 from catalog.components import (
     CloudFrontParams,
     CloudWatchLogGroupParams,
+    DynamoDbTableParams,
     EcsScheduledTaskParams,
+    LambdaFunctionParams,
     S3BucketParams,
     SqsQueueParams,
 )
-from catalog.cost import AVERAGE_TO_PEAK, REQUESTS_PER_CONNECTION, RESPONSE_KB
+from catalog.cost import (
+    AVERAGE_TO_PEAK,
+    LOG_KB_PER_INVOCATION,
+    REQUESTS_PER_CONNECTION,
+    RESPONSE_KB,
+)
 from catalog.prices import PriceTable, load_prices
 from schemas.plan import Component, PlanSpec
 from schemas.validation import CostReport, ResourceCost
@@ -46,6 +53,9 @@ DEFAULT_USAGE = Usage(
     ingest_gb=_default(CloudWatchLogGroupParams, "monthly_ingest_gb"),
     run_minutes=_default(EcsScheduledTaskParams, "run_minutes"),
     lcu=1.0,
+    duration_ms=_default(LambdaFunctionParams, "average_duration_ms"),
+    reads_million=_default(DynamoDbTableParams, "monthly_reads_million"),
+    writes_million=_default(DynamoDbTableParams, "monthly_writes_million"),
 )
 assert _default(SqsQueueParams, "monthly_requests_million") == DEFAULT_USAGE.requests_million
 
@@ -64,15 +74,25 @@ def usage_for(
     if component is None or resource.name != component.name:
         return _with_lcu(DEFAULT_USAGE, plan)
     params = parse_params(component).model_dump()
+    invocations = params.get("monthly_invocations_million")
+    ingest = params.get("monthly_ingest_gb", DEFAULT_USAGE.ingest_gb)
+    if invocations is not None:  # a function's log group: its invocations' log lines
+        ingest = invocations * LOG_KB_PER_INVOCATION
     usage = Usage(
         source=f"component {component.name}",
         storage_gb=float(params.get("size_gb", DEFAULT_USAGE.storage_gb)),
         requests_million=float(
-            params.get("monthly_requests_million", DEFAULT_USAGE.requests_million)
+            params.get(
+                "monthly_requests_million",
+                DEFAULT_USAGE.requests_million if invocations is None else invocations,
+            )
         ),
         transfer_gb=float(params.get("monthly_transfer_gb", DEFAULT_USAGE.transfer_gb)),
-        ingest_gb=float(params.get("monthly_ingest_gb", DEFAULT_USAGE.ingest_gb)),
+        ingest_gb=float(ingest),
         run_minutes=float(params.get("run_minutes", DEFAULT_USAGE.run_minutes)),
+        duration_ms=float(params.get("average_duration_ms", DEFAULT_USAGE.duration_ms)),
+        reads_million=float(params.get("monthly_reads_million", DEFAULT_USAGE.reads_million)),
+        writes_million=float(params.get("monthly_writes_million", DEFAULT_USAGE.writes_million)),
     )
     return _with_lcu(usage, plan)
 

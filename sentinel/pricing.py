@@ -43,6 +43,7 @@ FREE: dict[str, str] = {
             "aws_s3_bucket_logging aws_s3_bucket_lifecycle_configuration aws_s3_bucket_acl "
             "aws_s3_bucket_notification aws_s3_bucket_cors_configuration"
         ),
+        "an object in a bucket; storage and requests are priced on the bucket": "aws_s3_object",
         "queue configuration; requests are priced on the queue": (
             "aws_sqs_queue_policy aws_sqs_queue_redrive_policy aws_sqs_queue_redrive_allow_policy"
         ),
@@ -54,7 +55,9 @@ FREE: dict[str, str] = {
             "aws_cloudwatch_event_rule aws_launch_template aws_kms_alias aws_sns_topic_policy "
             "aws_sns_topic_subscription aws_flow_log aws_secretsmanager_secret_version "
             "aws_elasticache_user aws_elasticache_user_group "
-            "aws_cloudfront_response_headers_policy terraform_data null_resource"
+            "aws_cloudfront_response_headers_policy terraform_data null_resource "
+            "aws_apigatewayv2_integration aws_apigatewayv2_route aws_apigatewayv2_stage "
+            "aws_lambda_permission"
         ),
         "public ACM certificates are free": "aws_acm_certificate aws_acm_certificate_validation",
         "priced on the service or scheduled target that runs it": "aws_ecs_task_definition",
@@ -75,6 +78,10 @@ class Usage:
     ingest_gb: float = 0.0
     run_minutes: float = 0.0
     lcu: float = 1.0
+    duration_ms: float = 0.0
+    """Average duration of one function invocation."""
+    reads_million: float = 0.0
+    writes_million: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -296,6 +303,54 @@ def _log_group(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
     return Priced(usd, what, (f"{address}: {u.ingest_gb:g} GB of logs a month ({u.source})",))
 
 
+def _lambda(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
+    arch = "arm" if (v.get("architectures") or ["x86_64"])[0] == "arm64" else "x86"
+    memory = int(v.get("memory_size") or 128)
+    gb_seconds = u.requests_million * 1e6 * u.duration_ms / 1000 * memory / 1024
+    usd = gb_seconds * p.usd(f"lambda.{arch}.gb_second") + u.requests_million * p.usd(
+        "lambda.requests.million"
+    )
+    what = f"{u.requests_million:g}M invocations x {u.duration_ms:g} ms at {memory} MB ({arch})"
+    return Priced(usd, what, (f"{address}: {what} a month ({u.source})",))
+
+
+def _http_api(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
+    if (v.get("protocol_type") or "HTTP") != "HTTP":
+        return Priced(None, f"no price for {v.get('protocol_type')} APIs")
+    what = f"{u.requests_million:g}M requests"
+    return Priced(
+        u.requests_million * p.usd("apigateway.http.requests.million"),
+        what,
+        (f"{address}: {what} a month ({u.source})",),
+    )
+
+
+def _dynamodb(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
+    storage = u.storage_gb * p.usd("dynamodb.storage.gb_month")
+    assumed: tuple[str, ...] = ()
+    if _first(v, "point_in_time_recovery").get("enabled"):
+        storage += u.storage_gb * p.usd("dynamodb.pitr.gb_month")
+    if (v.get("billing_mode") or "PROVISIONED") == "PAY_PER_REQUEST":
+        traffic = u.reads_million * p.usd("dynamodb.ondemand.read.million") + (
+            u.writes_million * p.usd("dynamodb.ondemand.write.million")
+        )
+        what = f"on-demand, {u.reads_million:g}M reads, {u.writes_million:g}M writes"
+        assumed = (f"{address}: {what} a month ({u.source})",)
+    else:
+        rcu, wcu = int(v.get("read_capacity") or 0), int(v.get("write_capacity") or 0)
+        traffic = p.hours * (
+            rcu * p.usd("dynamodb.provisioned.rcu_hour")
+            + wcu * p.usd("dynamodb.provisioned.wcu_hour")
+        )
+        what = f"{rcu} RCU / {wcu} WCU, 730 h"
+    basis = f"{what}, {u.storage_gb:g} GB stored"
+    return Priced(
+        storage + traffic,
+        basis,
+        (*assumed, f"{address}: {u.storage_gb:g} GB stored ({u.source})"),
+    )
+
+
 def _fixed(sku: str, what: str) -> Callable[[Pricer, str, Values, Usage], Priced]:
     def price(p: Pricer, address: str, v: Values, u: Usage) -> Priced:
         return Priced(p.usd(sku), what)
@@ -323,5 +378,8 @@ _PRICERS: dict[str, Callable[[Pricer, str, Values, Usage], Priced]] = {
     "aws_sns_topic": _fixed("sns.topic.month", "topic (first 1M requests free)"),
     "aws_kms_key": _fixed("kms.key.month", "one customer managed key (requests not included)"),
     "aws_secretsmanager_secret": _fixed("secretsmanager.secret.month", "one secret"),
+    "aws_lambda_function": _lambda,
+    "aws_apigatewayv2_api": _http_api,
+    "aws_dynamodb_table": _dynamodb,
 }
 PRICED_TYPES = frozenset(_PRICERS)

@@ -94,16 +94,16 @@ def terraform_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto AWS emulator on a free loopback port, for the whole session."""
+    """A moto AWS emulator on a free loopback port, for the whole session, with the
+    Application Auto Scaling tagging API moto 5.2 lacks (tests/moto_server.py)."""
     try:
-        from moto.server import ThreadedMotoServer
+        from tests.moto_server import MotoServer
     except ImportError:
         pytest.skip("moto[server] is not installed")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = MotoServer("127.0.0.1", free_port())
+    endpoint = server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         server.stop()
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import free_port
 from fixtures.plans import c, plan_of
+from tests.conftest import free_port
 from tests.record_terraform_fixtures import _cli_config
 from tools.workspace import write_workspace
 

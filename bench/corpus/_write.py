@@ -38,7 +38,7 @@ G: list[tuple[str, str, str, float, str, dict[str, str], dict[str, object]]] = [
         "us-east-1",
         200,
         "We want serverless functions and a NoSQL table next to an S3 bucket for uploads.",
-        {"compute.serverless": U, "store.nosql": U, "store.object_storage": M},
+        {"compute.serverless": M, "store.nosql": M, "store.object_storage": M},
         {},
     ),
     (
@@ -230,7 +230,7 @@ G: list[tuple[str, str, str, float, str, dict[str, str], dict[str, object]]] = [
         "us-east-1",
         300,
         "A REST API on API Gateway with Lambda handlers and DynamoDB.",
-        {"workload.api": M, "edge.api_gateway": U, "compute.serverless": U, "store.nosql": U},
+        {"workload.api": M, "edge.api_gateway": M, "compute.serverless": M, "store.nosql": M},
         {},
     ),
     (
@@ -380,7 +380,7 @@ G: list[tuple[str, str, str, float, str, dict[str, str], dict[str, object]]] = [
         "eu-central-1",
         100,
         "Lambda-Funktionen und eine DynamoDB-Tabelle für unsere IoT-Geräte.",
-        {"compute.serverless": U, "store.nosql": U},
+        {"compute.serverless": M, "store.nosql": M},
         {},
     ),
     (
@@ -941,7 +941,7 @@ G: list[tuple[str, str, str, float, str, dict[str, str], dict[str, object]]] = [
         "eu-west-3",
         200,
         "Une API avec une table DynamoDB et des fonctions Lambda.",
-        {"workload.api": M, "store.nosql": U, "compute.serverless": U},
+        {"workload.api": M, "store.nosql": M, "compute.serverless": M},
         {},
     ),
     (
@@ -1073,7 +1073,7 @@ G: list[tuple[str, str, str, float, str, dict[str, str], dict[str, object]]] = [
         "us-east-1",
         400,
         "A GraphQL API on AWS AppSync with DynamoDB resolvers.",
-        {"workload.api": M, "aws.appsync": U, "store.nosql": U},
+        {"workload.api": M, "aws.appsync": U, "store.nosql": M},
         {},
     ),
     (

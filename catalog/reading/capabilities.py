@@ -257,7 +257,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "compute.serverless",
         "serverless functions (Lambda)",
         CAP,
-        False,
+        True,
         (
             r"serverless",
             r"\blambdas?\b",
@@ -275,7 +275,6 @@ CAPABILITIES: tuple[Capability, ...] = (
             "functions as a service that scale to zero",
         ),
         services=("lambda",),
-        todo="the catalog has no Lambda component: " + _WAIT + ", or accept a Fargate service",
     ),
     Capability(
         "compute.kubernetes",
@@ -408,7 +407,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "store.nosql",
         "NoSQL key-value table (DynamoDB)",
         CAP,
-        False,
+        True,
         (
             r"\bdynamo(db)?( tables?)?\b",
             r"\bnosql( (database|db|store|table)s?)?\b",
@@ -417,7 +416,6 @@ CAPABILITIES: tuple[Capability, ...] = (
         ),
         ("a NoSQL table keyed by user id", "a key-value store for device state"),
         services=("dynamodb",),
-        todo="the catalog has no DynamoDB table: " + _WAIT + ", or accept PostgreSQL",
     ),
     Capability(
         "store.document",
@@ -562,13 +560,12 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability(
         "edge.api_gateway",
-        "API Gateway",
+        "API Gateway (HTTP API)",
         CAP,
-        False,
-        (r"api gateway|apigateway",),
+        True,
+        (r"api ?gateway|api-gateway",),
+        ("put the functions behind API Gateway", "an HTTP API in front of the Lambda"),
         services=("apigateway", "apigatewayv2"),
-        todo="the catalog serves APIs through a load balancer: drop 'API Gateway' to accept "
-        "that, or wait for an API Gateway component",
     ),
     Capability(
         "edge.waf",

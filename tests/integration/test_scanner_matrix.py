@@ -85,7 +85,14 @@ GOALS: dict[str, dict[str, Any]] = {
             "data_stores": [{"kind": "object_storage"}, {"kind": "queue"}],
         },
     },
+    "serverless_api": {
+        "description": "A serverless API: Lambda functions and a DynamoDB table.",
+        "budget": {"monthly_usd": 100},
+        "workload": {"kind": "api"},
+    },
 }
+#: Shapes the planner composes beyond the contract's workload kinds (from the description).
+SHAPES = {"serverless_api"}
 
 #: What trivy reports on each kind's render (every id an accepted risk, waived with its reason).
 TRIVY_ON_RENDER = {
@@ -95,6 +102,7 @@ TRIVY_ON_RENDER = {
     "queue_worker": {"AWS-0104"},
     "batch": {"AWS-0104"},
     "data_pipeline": {"AWS-0104"},
+    "serverless_api": {"AWS-0066"},
 }
 
 
@@ -125,7 +133,7 @@ def record(case: str, row: dict[str, Any]) -> None:
 
 
 def test_every_catalog_workload_kind_has_a_case() -> None:
-    assert set(GOALS) == set(TRIVY_ON_RENDER) == {k.value for k in WorkloadKind}
+    assert set(GOALS) == set(TRIVY_ON_RENDER) == {k.value for k in WorkloadKind} | SHAPES
 
 
 # -- every workload kind, end to end ---------------------------------------------------------

@@ -38,12 +38,66 @@ def test_every_catalog_type_has_a_cost_model_priced_in_every_region() -> None:
         "cloudfront_distribution": {"origin": "x"},
         "cloudwatch_alarms": {"alarms": [{"component": "x", "kind": "cpu_high"}]},
         "iam_role": {"service": "ecs-tasks.amazonaws.com"},
+        "lambda_function": {"code_bucket": "x"},
+        "http_api": {"target": "x"},
     }
     for region in PRICES.regions:
         for type_ in CATALOG:
             (line,) = forecast_lines([c(type_, "x", **examples.get(type_, {}))], region)
             assert line.monthly_usd >= 0
             assert line.basis
+
+
+def test_serverless_costs_follow_usage_and_are_published_in_every_transcribed_region() -> None:
+    fn = c(
+        "lambda_function",
+        "fn",
+        code_bucket="code",
+        memory_mb=512,
+        architecture="x86_64",
+        monthly_invocations_million=10,
+        average_duration_ms=200,
+        log_retention_days=30,
+    )
+    gb_seconds = 10e6 * 0.2 * 0.5
+    logs = 10 * usd("cloudwatch.logs.ingest_gb") + 10 * 30 / 30.4 * usd(
+        "cloudwatch.logs.storage_gb_month"
+    )
+    expected = gb_seconds * usd("lambda.x86.gb_second") + 10 * usd("lambda.requests.million")
+    assert one(fn) == round(expected + logs, 2)
+    table = c("dynamodb_table", "t", size_gb=10, monthly_reads_million=4, monthly_writes_million=2)
+    assert one(table) == round(
+        10 * (usd("dynamodb.storage.gb_month") + usd("dynamodb.pitr.gb_month"))
+        + 4 * usd("dynamodb.ondemand.read.million")
+        + 2 * usd("dynamodb.ondemand.write.million"),
+        2,
+    )
+    provisioned = c(
+        "dynamodb_table",
+        "t",
+        billing_mode="provisioned",
+        read_capacity=10,
+        write_capacity=5,
+        size_gb=0,
+        point_in_time_recovery=False,
+    )
+    assert one(provisioned) == round(
+        730
+        * (10 * usd("dynamodb.provisioned.rcu_hour") + 5 * usd("dynamodb.provisioned.wcu_hour")),
+        2,
+    )
+    api = c("http_api", "api", target="fn", monthly_requests_million=3)
+    assert one(api, "us-east-1") < one(api, "eu-central-1")  # regional prices, not one figure
+    skus = (
+        "lambda.requests.million",
+        "apigateway.http.requests.million",
+        "dynamodb.ondemand.write.million",
+        "dynamodb.storage.gb_month",
+    )
+    for sku in skus:
+        assert {PRICES.price(sku, r).how for r in PRICES.regions} == {"published"}
+        hows = {PRICES.price(sku, r).how for r in PRICES.commercial}
+        assert hows <= {"published", "same everywhere", "estimated"}
 
 
 def test_rds_cost_doubles_with_multi_az_and_counts_storage_and_secret() -> None:

@@ -91,6 +91,13 @@ SAMPLES: dict[str, tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]] 
     "aws_sns_topic": ({}, [], {}),
     "aws_kms_key": ({}, [], {}),
     "aws_secretsmanager_secret": ({}, [], {}),
+    "aws_lambda_function": ({"memory_size": 256, "architectures": ["arm64"]}, [], {}),
+    "aws_apigatewayv2_api": ({"protocol_type": "HTTP"}, [], {}),
+    "aws_dynamodb_table": (
+        {"billing_mode": "PAY_PER_REQUEST", "point_in_time_recovery": [{"enabled": True}]},
+        [],
+        {},
+    ),
 }
 REGIONS = load_prices().regions
 

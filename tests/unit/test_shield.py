@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from crew.settings import Settings
 from crew.shield_message import PLAN_FIX_ACTION, render_advisory
+from fixtures.plans import c, plan_of
 from schemas.plan import PlanSpec
 from schemas.shield import (
     Advisory,
@@ -28,7 +29,6 @@ from shield.fix import fix_offer, propose_fix
 from shield.inventory import split_image, stack_inventory
 from shield.matching import match
 from shield.versions import compare, in_range, series_overlaps
-from fixtures.plans import c, plan_of
 from tests.unit.support import FIXTURES
 from tools.feeds import backoff_s, check_feed_location
 from tools.state import read_provider_versions

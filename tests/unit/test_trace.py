@@ -66,18 +66,18 @@ def test_availability_and_load_in_words_set_the_parameters() -> None:
 
 
 def test_what_the_catalog_cannot_build_blocks_and_is_named() -> None:
-    result = plan("We want serverless functions and a NoSQL table next to a bucket.")
+    result = plan("We want a Kubernetes cluster and a MongoDB database next to a bucket.")
     assert isinstance(result, DesignBlocked)
     text = " ".join(r.why for r in result.reasons)
-    assert "Lambda" in text
-    assert "DynamoDB" in text
+    assert "Kubernetes" in text
+    assert "document database" in text
     assert all("unsupported_asks: warn" in r.suggestion for r in result.reasons)
     assert status(result)["store.object_storage"] is M
 
 
 def test_warn_policy_gives_the_partial_design_with_each_gap_as_a_risk() -> None:
     result = plan_goal(
-        goal("We want serverless functions and a NoSQL table next to a bucket."),
+        goal("We want a Kubernetes cluster and a MongoDB database next to a bucket."),
         goal_id="g",
         plan_id="g-r1",
         unsupported_asks="warn",
@@ -85,7 +85,30 @@ def test_warn_policy_gives_the_partial_design_with_each_gap_as_a_risk() -> None:
     assert isinstance(result, PlanSpec)
     gaps = [r for r in result.risks if r.description.startswith("Asked but not designed")]
     assert len(gaps) == 2
-    assert status(result)["compute.serverless"] is U
+    assert status(result)["compute.kubernetes"] is U
+
+
+def test_serverless_functions_and_a_nosql_table_are_designed_and_met() -> None:
+    result = plan("We want serverless functions and a NoSQL table next to a bucket.")
+    assert isinstance(result, PlanSpec)
+    types = {c.type for c in result.components}
+    assert {"http_api", "lambda_function", "dynamodb_table", "s3_bucket"} <= types
+    assert "vpc" not in types  # functions and tables take no network: no NAT to pay for
+    st = status(result)
+    for name in ("compute.serverless", "store.nosql", "store.object_storage"):
+        assert st[name] is M, name
+    grants = {g["component"]: g["access"] for g in params(result, "lambda_function")["grants"]}
+    assert grants == {"table": "read_write", "objects": "read_write"}
+    table = params(result, "dynamodb_table")
+    assert table["point_in_time_recovery"] is True
+
+
+def test_a_lambda_api_with_postgres_stays_on_containers_and_says_why() -> None:
+    result = plan("A REST API on Lambda with a Postgres database.", 400)
+    assert isinstance(result, DesignBlocked)  # the serverless ask is unmet, and named
+    serverless = next(r for r in result.requirements if r.ask.name == "compute.serverless")
+    assert serverless.status is U
+    assert "outside the VPC" in (serverless.note or "")
 
 
 def test_a_weekly_container_job_is_scheduled() -> None:
@@ -165,7 +188,7 @@ def test_a_design_that_drops_an_ask_is_told_so() -> None:
 
 
 def test_asked_vs_designed_lists_gaps_first() -> None:
-    result = plan("We want serverless functions next to a bucket.")
+    result = plan("We want a Kubernetes cluster next to a bucket.")
     rows = asked_vs_designed(result.requirements)
     assert rows[0][0] == "unsupported"
     assert any(row[0] == "met" and "bucket" in row[1] for row in rows)

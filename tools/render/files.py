@@ -17,6 +17,7 @@ from tools.hcl import Attr, Block, Call, Ref, Value, render_file
 from tools.render.compute import render_ecs_scheduled_task, render_ecs_service
 from tools.render.context import Fragment, RenderContext, RenderError, Shared
 from tools.render.datastores import render_rds, render_redis
+from tools.render.dynamodb import render_dynamodb
 from tools.render.ec2 import render_ec2_asg
 from tools.render.edge import render_alb, render_cloudfront
 from tools.render.identity import render_iam_role
@@ -24,6 +25,7 @@ from tools.render.messaging import render_sqs
 from tools.render.network import render_vpc
 from tools.render.observability import render_alarms, render_log_group
 from tools.render.s3 import render_s3_bucket
+from tools.render.serverless import render_http_api, render_lambda
 from tools.render.shared import shared_fragment
 from tools.stack import StackKey
 
@@ -48,6 +50,9 @@ TEMPLATES: dict[str, Template] = {
     "cloudwatch_log_group": render_log_group,
     "cloudwatch_alarms": render_alarms,
     "iam_role": render_iam_role,
+    "lambda_function": render_lambda,
+    "http_api": render_http_api,
+    "dynamodb_table": render_dynamodb,
 }
 
 _NAME_PREFIX_PATTERN = "^[a-z][a-z0-9-]{1,11}[a-z0-9]$"

@@ -27,6 +27,21 @@ _SQS_CONSUME = (
     "sqs:GetQueueUrl",
 )
 _SQS_PUBLISH = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+_DYNAMODB_READ = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+)
+_DYNAMODB_WRITE = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+)
 _LOGS_READ = ("logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams")
 _LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 
@@ -66,6 +81,8 @@ def grant_statements(ctx: RenderContext, holder: str, grants: list[Grant]) -> li
                 Access.READ_WRITE: _SQS_CONSUME + _SQS_PUBLISH,
             }[access]
             statements.append(statement(sid, actions, [Ref(f"aws_sqs_queue.{target}.arn")]))
+        elif kind == "dynamodb_table":
+            statements += _dynamodb(ctx, holder, target, access, sid)
         elif kind == "cloudwatch_log_group":
             _refuse(holder, target, kind, access, Access.CONSUME, Access.PUBLISH)
             actions = {
@@ -97,9 +114,9 @@ def grant_statements(ctx: RenderContext, holder: str, grants: list[Grant]) -> li
         else:
             raise RenderError(
                 f"component '{holder}' has a grant on '{target}' ({kind}); grants can name an "
-                "s3_bucket, sqs_queue, cloudwatch_log_group, rds_postgres, rds_mysql or "
-                "elasticache_redis (network access to databases and caches is `allow_from` on "
-                "them)"
+                "s3_bucket, sqs_queue, dynamodb_table, cloudwatch_log_group, rds_postgres, "
+                "rds_mysql or elasticache_redis (network access to databases and caches is "
+                "`allow_from` on them)"
             )
     return statements
 
@@ -119,6 +136,25 @@ def _s3(ctx: RenderContext, holder: str, target: str, access: Access, sid: str) 
     return [
         statement(sid + "List", ("s3:ListBucket",), [bucket]),
         statement(sid + "Objects", object_actions, [objects]),
+        statement(sid + "Key", key_actions, [ctx.kms_key_arn()]),
+    ]
+
+
+def _dynamodb(
+    ctx: RenderContext, holder: str, target: str, access: Access, sid: str
+) -> list[Block]:
+    """The table and its indexes, never `dynamodb:*`; the stack key for its encryption."""
+    _refuse(holder, target, "dynamodb_table", access, Access.CONSUME, Access.PUBLISH)
+    table = Ref(f"aws_dynamodb_table.{target}.arn")
+    actions: tuple[str, ...] = ()
+    key_actions: tuple[str, ...] = ("kms:Decrypt",)
+    if access in (Access.READ, Access.READ_WRITE):
+        actions += _DYNAMODB_READ
+    if access in (Access.WRITE, Access.READ_WRITE):
+        actions += _DYNAMODB_WRITE
+        key_actions += ("kms:Encrypt", "kms:GenerateDataKey")
+    return [
+        statement(sid, actions, [table, Template((table, "/index/*"))]),
         statement(sid + "Key", key_actions, [ctx.kms_key_arn()]),
     ]
 

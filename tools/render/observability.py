@@ -42,6 +42,30 @@ ALARMS: dict[tuple[str, AlarmKind], AlarmSpec] = {
         10,
         "more than 10 load balancer 5xx responses a minute",
     ),
+    ("http_api", AlarmKind.HTTP_5XX): AlarmSpec(
+        "AWS/ApiGateway",
+        "5xx",
+        "Sum",
+        "GreaterThanThreshold",
+        10,
+        "more than 10 HTTP API 5xx responses a minute",
+    ),
+    ("lambda_function", AlarmKind.FUNCTION_ERRORS): AlarmSpec(
+        "AWS/Lambda",
+        "Errors",
+        "Sum",
+        "GreaterThanThreshold",
+        5,
+        "more than 5 failed invocations a minute",
+    ),
+    ("lambda_function", AlarmKind.DLQ_NOT_EMPTY): AlarmSpec(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        "GreaterThanThreshold",
+        0,
+        "failed asynchronous invocations in the dead-letter queue",
+    ),
     ("sqs_queue", AlarmKind.QUEUE_DEPTH): AlarmSpec(
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
@@ -96,6 +120,12 @@ def _dimensions(ctx: RenderContext, target: str, kind: AlarmKind) -> dict[str, V
     if rtype == "sqs_queue":
         queue = f"{target}_dlq" if kind is AlarmKind.DLQ_NOT_EMPTY else target
         return {"QueueName": Ref(f"aws_sqs_queue.{queue}.name")}
+    if rtype == "http_api":
+        return {"ApiId": Ref(f"aws_apigatewayv2_api.{target}.id")}
+    if rtype == "lambda_function":
+        if kind is AlarmKind.DLQ_NOT_EMPTY:
+            return {"QueueName": Ref(f"aws_sqs_queue.{target}_dlq.name")}
+        return {"FunctionName": Ref(f"aws_lambda_function.{target}.function_name")}
     return {"DBInstanceIdentifier": Ref(f"aws_db_instance.{target}.identifier")}
 
 

@@ -171,6 +171,39 @@ ACCEPTED_RISKS: tuple[AcceptedRisk, ...] = (
         "the catalog keeps the root filesystem writable for image compatibility",
         checkov=("CKV_AWS_336",),
     ),
+    AcceptedRisk(
+        "lambda-no-xray",
+        ("aws_lambda_function",),
+        "design",
+        "X-Ray tracing is not in the catalog: its write actions (xray:PutTraceSegments) take "
+        "no resource ARN, so tracing needs a wildcard grant the catalog never gives",
+        checkov=("CKV_AWS_50",),
+        aqua=("AWS-0066",),
+    ),
+    AcceptedRisk(
+        "lambda-outside-vpc",
+        ("aws_lambda_function",),
+        "design",
+        "functions reach only AWS APIs (tables, queues, buckets) with IAM grants and take no "
+        "network ingress; inside a VPC they would need a NAT gateway for the same calls",
+        checkov=("CKV_AWS_117",),
+    ),
+    AcceptedRisk(
+        "lambda-no-code-signing",
+        ("aws_lambda_function",),
+        "design",
+        "code signing is not in the catalog (no signer profile); packages come from the "
+        "design's private, versioned, KMS-encrypted bucket",
+        checkov=("CKV_AWS_272",),
+    ),
+    AcceptedRisk(
+        "http-api-no-authorizer",
+        ("aws_apigatewayv2_route",),
+        "design",
+        "the HTTP API is the workload's public entry point (like a load balancer); requests "
+        "are authorised by the function, the catalog has no authorizer (Cognito) yet",
+        checkov=("CKV_AWS_309",),
+    ),
     # -- parameter ---------------------------------------------------------------------------
     AcceptedRisk(
         "http-listener",
@@ -253,6 +286,14 @@ ACCEPTED_RISKS: tuple[AcceptedRisk, ...] = (
         "parameter",
         "access_logging: false was the plan's choice",
         aqua=("AWS-0089",),
+    ),
+    AcceptedRisk(
+        "dynamodb-fixed-capacity",
+        ("aws_dynamodb_table",),
+        "parameter",
+        "billing_mode provisioned was the plan's choice: fixed capacity, no autoscaling "
+        "(on_demand, the default, scales with traffic)",
+        checkov=("CKV2_AWS_16",),
     ),
     AcceptedRisk(
         "short-log-retention",
