@@ -363,6 +363,14 @@ class Settings(BaseSettings):
         max_length=80,
         description="Slack channel id (or #name) the gate messages go to.",
     )
+    slack_progress_interval_s: float = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Fewest seconds between two updates of a run's Slack message for "
+        "terraform progress alone (a state change updates it at once); bounds chat.update "
+        "calls during a long apply or rollback.",
+    )
     slack_api_url: str = Field(
         default="https://slack.com/api/",
         pattern=r"^https?://\S+/$",

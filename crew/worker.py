@@ -30,17 +30,20 @@ from crew.errors import BusError
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
+from crew.progress import ProgressRecorder
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
 from schemas.events import EventType
+from schemas.progress import StepProgress
 from schemas.states import ConductorState
 from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
 
 logger = logging.getLogger(__name__)
 
-#: Receives ("update", node, partial_state) and ("progress", node, message) while driving.
+#: Receives ("update", node, partial_state), ("progress", node, message) and
+#: ("resources", node, StepProgress) while driving.
 EventSink = Callable[[str, str, Any], None]
 
 
@@ -88,6 +91,7 @@ class Worker:
 
         renewer = asyncio.create_task(self._keep_lease(run.run_id, asyncio.current_task()))
         metrics = self.services.metrics
+        recorder = ProgressRecorder(self.services.runs, run.run_id, self.worker_id)
         step_started = time.monotonic()
         try:
             async for mode, chunk in graph.astream(
@@ -110,9 +114,17 @@ class Worker:
                         if on_event is not None:
                             on_event("update", node, update)
                     step_started = now
-                elif on_event is not None and mode == "custom" and isinstance(chunk, dict):
-                    on_event("progress", str(chunk.get("node", "")), chunk.get("message", ""))
+                elif mode == "custom" and isinstance(chunk, dict):
+                    node = str(chunk.get("node", ""))
+                    resources = chunk.get("resources")
+                    if isinstance(resources, StepProgress):
+                        await recorder.record(resources)
+                        if on_event is not None:
+                            on_event("resources", node, resources)
+                    elif on_event is not None:
+                        on_event("progress", node, chunk.get("message", ""))
         finally:
+            await asyncio.shield(recorder.flush())
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer

@@ -16,8 +16,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from crew.cli.audit import AUDIT_HELP, audit_command
+from crew.cli.follow import follow_run
 from crew.cli.forge import build_command
 from crew.cli.llm import llm_app
 from crew.cli.memory import memory_app
@@ -49,6 +51,7 @@ from crew.errors import (
 from crew.gate.actions import Identity, act
 from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.logs import configure_logging
+from crew.progress import describe_progress
 from crew.service import run_detail, submit_goal
 from crew.settings import Settings
 from crew.stacks import list_stacks, stack_detail
@@ -145,8 +148,13 @@ async def _drive_here(services: Services, run_id: str, show_progress: bool) -> N
         status.start()
 
     def on_event(kind: str, node: str, payload: Any) -> None:
-        if status is not None:
-            status.update(f"[bold]{node}[/bold] {payload if kind == 'progress' else 'done'}"[:160])
+        if status is None:
+            return
+        if kind == "resources":
+            text = escape(describe_progress(payload))
+        else:
+            text = escape(str(payload)) if kind == "progress" else "done"
+        status.update(f"[bold]{node}[/bold] {text}"[:160])
 
     try:
         if claimed is not None:
@@ -487,14 +495,37 @@ def drift_command(
 
 
 @app.command()
-def show(run_id: str, as_json: JsonOpt = False) -> None:
-    """Show a run: plan, build, validation, decision, apply, and what to do next."""
+def show(
+    run_id: str,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print the run's state changes and terraform's progress as they happen "
+            "(resources done of total, the one in flight longest, time left; read once a "
+            "second), until the run ends or waits at the gate; then show it. Ctrl-C stops "
+            "following, not the run.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run: plan, build, validation, decision, apply, progress, timings, what to do next.
+
+    With --follow, tail a run a worker is driving (e.g. after `crew approve RUN --no-wait`):
+    one line per change, such as `apply: applying: 7 of 16 resources, 42s; now
+    aws_kms_key.stack (create, 20s); about 30s left`. The same progress is in
+    `GET /v1/runs/{id}` (`progress`) and the run's Slack message."""
     settings = load_settings()
     configure_logging("WARNING")
-    detail = run_async(
-        _with_services(settings, lambda s: run_detail(s, run_id, with_audit=as_json))
-    )
-    _show(detail, as_json)
+
+    async def body(services: Services) -> RunDetail:
+        if follow:
+            say = err.print if as_json else out.print
+            await follow_run(services, run_id, lambda line: say(line, markup=False))
+        return await run_detail(services, run_id, with_audit=as_json)
+
+    _show(run_async(_with_services(settings, body)), as_json)
 
 
 app.command("audit", help=AUDIT_HELP)(audit_command)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from catalog.gaps import asked_vs_designed
 from crew import __version__
+from crew.progress import describe_progress
 from crew.settings import Settings
 from schemas.drift import DriftReport
 from schemas.plan import DesignBlocked, PlanSpec, Provenance, Requirement
@@ -353,6 +354,9 @@ def print_run(detail: RunDetail) -> None:
             f"[bold]forecast ${forecast.monthly_usd:,.2f}/month{cap}{share}[/bold], "
             f"priced from the terraform plan ({source} prices)"
         )
+    if detail.progress is not None:
+        line = describe_progress(detail.progress)
+        out.print(f"terraform ({detail.progress.step}) {escape(line)}", soft_wrap=True)
     if detail.timings:
         print_timings(detail)
     if detail.waiting_for_approval:
