@@ -4,13 +4,19 @@ against moto (tests/fixtures/terraform/), and how that progress is written and s
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from typer.testing import CliRunner
 
+from crew.cli.follow import follow_run
+from crew.cli.main import app
 from crew.gate.slack_message import status_line
 from crew.progress import ProgressRecorder, describe_progress
+from memory.runs import RunRecord
 from schemas.goal import GoalStatement
 from schemas.progress import StepProgress, TerraformOperation
 from schemas.run import RunDetail
@@ -213,3 +219,62 @@ def test_the_slack_status_line_carries_apply_and_rollback_progress() -> None:
     )
     planned = _progress(step="build", operation="plan", finished=True)
     assert status_line(_detail(ConductorState.APPLYING, planned)) == ":gear: Approved; applying"
+
+
+def _record(state: ConductorState, progress: StepProgress | None = None) -> RunRecord:
+    at = datetime(2026, 12, 7, 2, 14, 7, tzinfo=UTC)
+    return RunRecord(
+        run_id="run-1",
+        goal_id="g-1",
+        revision=1,
+        title="Logs",
+        requested_by=None,
+        goal=GoalStatement.model_validate(example_goal(goal_id="g-1")),
+        state=state,
+        last_seq=5,
+        summary={},
+        decision=None,
+        lease_owner="w1" if not state.is_terminal else None,
+        lease_until=None,
+        apply_started_at=None,
+        created_at=at,
+        updated_at=at,
+        progress=progress,
+    )
+
+
+async def test_follow_prints_each_change_until_the_run_ends() -> None:
+    rows = [
+        _record(ConductorState.APPLYING),
+        _record(ConductorState.APPLYING, _progress(done=1)),
+        _record(ConductorState.APPLYING, _progress(done=1)),  # nothing new: nothing printed
+        _record(ConductorState.APPLYING, _progress(done=7)),
+        _record(ConductorState.DONE, _progress(done=16, finished=True, current=[], eta_s=None)),
+    ]
+
+    class Runs:
+        async def get(self, run_id: str) -> RunRecord:
+            return rows.pop(0)
+
+    said: list[str] = []
+    services = SimpleNamespace(runs=Runs())
+    final = await follow_run(services, "run-1", said.append, interval_s=0)  # type: ignore[arg-type]
+    assert final.state is ConductorState.DONE
+    lines = [line.split(" ", 1)[1] for line in said]  # without the time
+    assert lines == [
+        "APPLYING (worker w1)",
+        "  apply: applying: 1 of 16 resources, 42s; now aws_kms_key.stack (create, 20s) and "
+        "1 more; about 54s left",
+        "  apply: applying: 7 of 16 resources, 42s; now aws_kms_key.stack (create, 20s) and "
+        "1 more; about 54s left",
+        "DONE",
+        "  apply: applied: 16 of 16 resources, 42s",
+    ]
+
+
+def test_crew_show_help_explains_follow() -> None:
+    result = CliRunner().invoke(app, ["show", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--follow" in result.output
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+    assert "until the run ends or waits at the gate" in words
