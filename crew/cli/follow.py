@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from crew.container import Services
 from crew.progress import describe_progress
-from memory.runs import RunRecord
 from schemas.states import ConductorState
+
+if TYPE_CHECKING:
+    from crew.container import Services
+    from memory.runs import RunRecord
 
 #: How often the run's row is read.
 FOLLOW_INTERVAL_S = 1.0

@@ -12,7 +12,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -37,8 +37,6 @@ from crew.cli.render import (
 )
 from crew.cli.token import token_app
 from crew.cli.validate import validate_command
-from crew.container import Services, open_services
-from crew.drift import accept_drift, check_drift
 from crew.errors import (
     CrewError,
     GateRefusedError,
@@ -48,19 +46,18 @@ from crew.errors import (
     StackNotFoundError,
     StalePlanError,
 )
-from crew.gate.actions import Identity, act
 from crew.inputs import InputError, load_goal, problems_from_errors
 from crew.logs import configure_logging
 from crew.progress import describe_progress
-from crew.service import run_detail, submit_goal
 from crew.settings import Settings
-from crew.stacks import list_stacks, stack_detail
-from crew.worker import Worker
 from schemas.approval import Channel, Decision
-from schemas.drift import DriftReport
-from schemas.run import RunDetail
-from schemas.stack import StackStatus
 from schemas.states import ACTIVE_STATES, ConductorState
+
+if TYPE_CHECKING:  # what the commands need is imported in them: `crew --help` stays fast
+    from crew.container import Services
+    from crew.gate.actions import Identity
+    from schemas.drift import DriftReport
+    from schemas.run import RunDetail
 
 app = typer.Typer(
     name="crew",
@@ -134,12 +131,16 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_services(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
+    from crew.container import open_services
+
     async with open_services(settings) as services:
         return await body(services)
 
 
 async def _drive_here(services: Services, run_id: str, show_progress: bool) -> None:
     """Drive the run in this process if no other worker holds it, else wait for it to stop."""
+    from crew.worker import Worker
+
     worker = Worker(services)
     claimed = await services.runs.claim(run_id, worker.worker_id, services.settings.lease_ttl_s)
     use_status = show_progress and out.is_terminal
@@ -275,9 +276,11 @@ def run(
     Exit 0 at the gate, 1 when the run is BLOCKED (the output says why), 2 for a bad goal."""
     settings = load_settings()
     configure_logging("WARNING")
-    goal = run_async(_load(goal_file))
+    goal = run_async(_load(goal_file))  # checked before the crew's machinery is even imported
 
     async def body(services: Services) -> RunDetail:
+        from crew.service import run_detail, submit_goal
+
         record, _ = await submit_goal(services, goal, actor=actor)
         await _drive_here(services, record.run_id, not as_json)
         return await run_detail(services, record.run_id, with_audit=as_json)
@@ -296,6 +299,9 @@ async def _load(path: Path) -> Any:
 def _decide_command(
     run_id: str, decision: Decision, actor: str, reason: str | None, wait: bool, as_json: bool
 ) -> None:
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -319,6 +325,8 @@ def _decide_command(
 def _cli(actor: str) -> Identity:
     """The CLI's identity: it holds the database's credentials, so it is trusted; `--actor`
     is recorded (and, when CREW_APPROVERS is set, must be listed there)."""
+    from crew.gate.actions import Identity
+
     return Identity(actor=actor, channel=Channel.CLI, actor_id=actor)
 
 
@@ -370,6 +378,9 @@ def rollback(
 
     For a first revision that destroys what the run created. Exit 0 when rolled back, 1 when
     the rollback failed (page a human), 2 unknown run, 4 not DONE or already rolled back."""
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -396,6 +407,9 @@ def cancel(
 
     It ends REJECTED with the decision `cancel` recorded; a worker driving it stops. Exit 0
     cancelled, 2 unknown run, 4 being applied / approved / already ended, 5 refused."""
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -432,6 +446,8 @@ def stacks_command(as_json: JsonOpt = False) -> None:
 
     A stack is a goal in a region; `crew stack STACK_ID` shows its runs, resources and outputs.
     """
+    from crew.stacks import list_stacks
+
     settings = load_settings()
     configure_logging("WARNING")
     summaries = run_async(_with_services(settings, list_stacks))
@@ -448,6 +464,9 @@ def stack_command(stack_id: str, as_json: JsonOpt = False) -> None:
     Exit 0 when deployed or rolled back cleanly, 1 when it needs attention (a failed apply or
     rollback), 2 for an unknown stack id.
     """
+    from crew.stacks import stack_detail
+    from schemas.stack import StackStatus
+
     settings = load_settings()
     configure_logging("WARNING")
     detail = run_async(_with_services(settings, lambda s: stack_detail(s, stack_id)))
@@ -477,6 +496,8 @@ def drift_command(
     Exit 0 no drift (or accepted), 1 drift found, 2 unknown stack, 4 nothing deployed or the
     stack is held by a run.
     """
+    from crew.drift import accept_drift, check_drift
+
     settings = load_settings()
     configure_logging("WARNING")
     who = actor or getpass.getuser()
@@ -516,6 +537,8 @@ def show(
     one line per change, such as `apply: applying: 7 of 16 resources, 42s; now
     aws_kms_key.stack (create, 20s); about 30s left`. The same progress is in
     `GET /v1/runs/{id}` (`progress`) and the run's Slack message."""
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
