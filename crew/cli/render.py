@@ -15,7 +15,6 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from catalog.gaps import asked_vs_designed
 from crew import __version__
 from crew.progress import describe_progress
 from crew.settings import Settings
@@ -273,6 +272,8 @@ _STATUS_STYLE = {"met": "green", "assumed": "yellow", "refused": "red", "unsuppo
 
 def print_asked_vs_designed(requirements: Sequence[Requirement]) -> None:
     """Every ask of the goal beside what the design does about it (gaps first)."""
+    from catalog.gaps import asked_vs_designed  # the catalog's tables load when first shown
+
     rows = asked_vs_designed(requirements)
     if not rows:
         return
