@@ -39,6 +39,7 @@ from schemas.events import EventType
 from schemas.progress import StepProgress
 from schemas.states import ConductorState
 from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
+from tools.guard import warm_up as warm_up_guard
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,8 @@ class Worker:
         sentinel = self.services.context.sentinel
         if sentinel is not None:  # checkov imported before the first run needs it
             helpers.append(asyncio.create_task(sentinel.tools.checkov.warm_up()))
+        # python-hcl2 (the pre-plan guard's parser) builds its grammar when first imported.
+        helpers.append(asyncio.create_task(asyncio.to_thread(warm_up_guard)))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))

@@ -201,3 +201,9 @@ def _parse_hcl(text: str) -> Any:
     from hcl2.api import loads
 
     return loads(text)
+
+
+def warm_up() -> None:
+    """Import the HCL parser now (a long-lived worker calls this at start, so its first
+    build does not pay for the grammar; a CLI process never does)."""
+    _parse_hcl("")
