@@ -230,9 +230,7 @@ class TerraformRunner:
                 if progress is not None and message:
                     progress(message)
                 if tracker is not None and resources is not None:
-                    event = parse_ui_line(line)
-                    if event is not None and tracker.feed(event):
-                        resources.report(tracker.snapshot())
+                    _report_progress(tracker, resources, line)
 
             started, ok = time.monotonic(), False
             try:
@@ -251,7 +249,7 @@ class TerraformRunner:
                 if self.observer is not None:
                     self.observer(step or args[0], time.monotonic() - started, ok)
                 if tracker is not None and resources is not None:
-                    resources.report(tracker.finish(datetime.now(UTC)))
+                    _report_progress(tracker, resources, None)
             if log is not None:
                 log.write(f"exit {result.returncode} after {result.duration_s:.1f}s\n")
                 if result.stderr:
@@ -564,6 +562,22 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
+
+
+def _report_progress(
+    tracker: ProgressTracker, resources: ResourceProgress, line: str | None
+) -> None:
+    """Fold one UI line (None: the command exited) and report the progress; progress is a
+    view, so a line it cannot represent is logged and never stops the command."""
+    try:
+        if line is None:
+            resources.report(tracker.finish(datetime.now(UTC)))
+            return
+        event = parse_ui_line(line)
+        if event is not None and tracker.feed(event):
+            resources.report(tracker.snapshot())
+    except Exception as exc:  # a progress value that does not validate, a failing sink
+        logger.warning("terraform progress not reported: %s", exc)
 
 
 def _full_stdout(workdir: Path, step: str, result: ProcessResult) -> str:

@@ -85,13 +85,18 @@ def parse_ui_line(line: str) -> TerraformEvent | None:
     changes = _object(doc.get("changes"))
     return TerraformEvent(
         kind=kind,
-        message=str(doc.get("@message") or "")[:_MAX_MESSAGE],
+        message=_storable(str(doc.get("@message") or ""))[:_MAX_MESSAGE],
         at=_timestamp(doc.get("@timestamp")),
-        address=str(resource["addr"]) if resource.get("addr") else None,
+        address=_storable(str(resource["addr"])) if resource.get("addr") else None,
         action=str(body["action"]) if body.get("action") else None,
         elapsed_s=float(elapsed) if isinstance(elapsed, int | float) else None,
         changes=dict(changes),
     )
+
+
+def _storable(text: str) -> str:
+    """Text Postgres can keep (schemas/base.py): no NUL, no lone surrogate."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _object(value: object) -> dict[str, Any]:

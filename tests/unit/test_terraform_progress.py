@@ -23,7 +23,7 @@ from schemas.run import RunDetail
 from schemas.states import ConductorState
 from tests.conftest import example_goal
 from tests.unit.support import tf_fixture
-from tools.terraform_progress import ProgressTracker, parse_ui_line
+from tools.terraform_progress import ProgressTracker, ResourceProgress, parse_ui_line
 
 #: Managed resources of the recorded stack (its 2 data sources are read on the way, uncounted).
 RESOURCES = 16
@@ -278,3 +278,21 @@ def test_crew_show_help_explains_follow() -> None:
     assert "--follow" in result.output
     words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
     assert "until the run ends or waits at the gate" in words
+
+
+def test_progress_never_stops_the_command() -> None:
+    from tools.terraform import _report_progress
+
+    reported: list[StepProgress] = []
+    tracker = ProgressTracker("apply", "apply", datetime(2026, 12, 7, tzinfo=UTC))
+    watcher = ResourceProgress(step="apply", report=reported.append)
+    line = tf_fixture("apply.jsonl").splitlines()[1]
+    _report_progress(tracker, watcher, line.replace("Plan to create", "Plan\\u0000 \\ud800"))
+    assert reported[-1].last_message == "aws_s3_bucket.stack_access_logs: Plan ?"
+
+    def broken(progress: StepProgress) -> None:
+        raise RuntimeError("the sink is gone")
+
+    _report_progress(tracker, ResourceProgress(step="apply", report=broken), line)  # logged
+    _report_progress(tracker, watcher, None)
+    assert reported[-1].finished
