@@ -21,13 +21,10 @@ from cli.render import (
     setting_default,
     version_option,
 )
-from crew.container import build_planner, build_reading_aids
 from crew.settings import Settings
-from nodes.atlas import design_goal, with_svg
 from schemas.errors import ConfigurationError, CrewError
 from schemas.inputs import InputError, load_goal, problems_from_errors
 from schemas.plan import DesignBlocked, PlanSpec
-from sentinel.policy import load_policy
 
 app = typer.Typer(
     name="atlas",
@@ -80,6 +77,11 @@ def plan(
     down: the message says so). Nothing is built or applied; past plans are not consulted
     (that needs the service's database).
     """
+    # Imported here, after argument parsing: `atlas --help` does not load the planners.
+    from crew.container import build_planner, build_reading_aids
+    from nodes.atlas import design_goal, with_svg
+    from sentinel.policy import load_policy
+
     try:
         goal = load_goal(goal_file)
     except InputError as exc:

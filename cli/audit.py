@@ -29,11 +29,16 @@ from crew.audit import (
     csv_chunks,
     parse_query,
 )
-from memory.audit import AuditLog
-from memory.audit_reports import REPORT_FILTERS, REPORT_TIME, report_rows
 from schemas.approval import GateLogEntry
 from schemas.audit import AuditRecord
-from schemas.audit_query import AUDIT_EVENTS, REPORT_ROWS, AuditOrder, ReportName
+from schemas.audit_query import (
+    AUDIT_EVENTS,
+    REPORT_FILTERS,
+    REPORT_ROWS,
+    REPORT_TIME,
+    AuditOrder,
+    ReportName,
+)
 from schemas.base import Contract
 from schemas.inputs import InputError
 from schemas.states import ConductorState
@@ -209,6 +214,8 @@ def _run(settings: Settings, body: Callable[[Services], Awaitable[None]]) -> Non
 async def _print_rows(
     services: Services, query: AuditQuery, limit: int, fmt: OutputFormat, all_pages: bool
 ) -> None:
+    from memory.audit import AuditLog
+
     log = AuditLog(services.pool)
     cursor, first_page, first_row = query.cursor, True, True
     if fmt is OutputFormat.JSON:
@@ -255,6 +262,8 @@ def _line(r: AuditRecord) -> str:
 async def _print_report(
     services: Services, name: ReportName, query: AuditQuery, limit: int, fmt: OutputFormat
 ) -> None:
+    from memory.audit_reports import report_rows
+
     rows = report_rows(services.pool, name, query.filter, limit)
     columns = list(REPORT_ROWS[name].model_fields)
     if fmt is OutputFormat.CSV:

@@ -15,15 +15,14 @@ import typer
 from pydantic import ValidationError
 
 from cli.render import err, out, print_json
-from crew.container import build_forge_tools
 from crew.settings import Settings
-from nodes.forge import build_workspace
 from schemas.build import BuildStatus
 from schemas.errors import CrewError
 from schemas.inputs import InputError, Problem, problems_from
 from schemas.plan import PlanSpec
-from tools.render import RenderError, render_workspace_files
-from tools.workspace import foreign_config_files
+
+# Forge's templates, terraform and the container are imported where they are used, so that
+# `crew --help` does not load them (bench/cli_startup.py).
 
 
 def _bad(problem: str, fix: str, field: str = "") -> InputError:
@@ -32,6 +31,8 @@ def _bad(problem: str, fix: str, field: str = "") -> InputError:
 
 def load_plan(path: Path) -> PlanSpec:
     """A PlanSpec the templates can render, or InputError saying what to fix."""
+    from tools.render import RenderError, render_workspace_files
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -87,6 +88,9 @@ def build_command(
     The plan reads the stack's state from CREW_TF_BACKEND: it shows what an apply would change.
     """
     from cli.runner import fail, load_settings, run_async
+    from crew.container import build_forge_tools
+    from nodes.forge import build_workspace
+    from tools.workspace import foreign_config_files
 
     settings: Settings = load_settings()
     plan = run_async(_load(plan_file))

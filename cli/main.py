@@ -12,11 +12,13 @@ import asyncio
 import getpass
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from cli.audit import AUDIT_HELP, audit_command
+from cli.follow import follow_run
 from cli.forge import build_command
 from cli.llm import llm_app
 from cli.memory import memory_app
@@ -36,22 +38,18 @@ from cli.runner import fail, load_settings, run_async, with_services
 from cli.shield import shield_app
 from cli.token import token_app
 from cli.validate import validate_command
-from crew.container import Services
-from crew.drift import accept_drift, check_drift
-from crew.gate.actions import Identity, act
 from crew.logs import configure_logging
-from crew.service import run_detail, submit_goal
-from crew.stacks import list_stacks, stack_detail
-from crew.worker import Worker
+from crew.progress import describe_progress
 from schemas.approval import Channel, Decision
-from schemas.drift import DriftReport
-from schemas.errors import (
-    CrewError,
-)
+from schemas.errors import CrewError
 from schemas.inputs import load_goal
-from schemas.run import RunDetail
-from schemas.stack import StackStatus
 from schemas.states import ACTIVE_STATES, ConductorState
+
+if TYPE_CHECKING:  # what the commands need is imported in them: `crew --help` stays fast
+    from crew.container import Services
+    from crew.gate.actions import Identity
+    from schemas.drift import DriftReport
+    from schemas.run import RunDetail
 
 app = typer.Typer(
     name="crew",
@@ -90,6 +88,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on 
 
 async def _drive_here(services: Services, run_id: str, show_progress: bool) -> None:
     """Drive the run in this process if no other worker holds it, else wait for it to stop."""
+    from crew.worker import Worker
+
     worker = Worker(services)
     claimed = await services.runs.claim(run_id, worker.worker_id, services.settings.lease_ttl_s)
     use_status = show_progress and out.is_terminal
@@ -98,8 +98,13 @@ async def _drive_here(services: Services, run_id: str, show_progress: bool) -> N
         status.start()
 
     def on_event(kind: str, node: str, payload: Any) -> None:
-        if status is not None:
-            status.update(f"[bold]{node}[/bold] {payload if kind == 'progress' else 'done'}"[:160])
+        if status is None:
+            return
+        if kind == "resources":
+            text = escape(describe_progress(payload))
+        else:
+            text = escape(str(payload)) if kind == "progress" else "done"
+        status.update(f"[bold]{node}[/bold] {text}"[:160])
 
     try:
         if claimed is not None:
@@ -220,9 +225,11 @@ def run(
     Exit 0 at the gate, 1 when the run is BLOCKED (the output says why), 2 for a bad goal."""
     settings = load_settings()
     configure_logging("WARNING")
-    goal = run_async(_load(goal_file))
+    goal = run_async(_load(goal_file))  # checked before the crew's machinery is even imported
 
     async def body(services: Services) -> RunDetail:
+        from crew.service import run_detail, submit_goal
+
         record, _ = await submit_goal(services, goal, actor=actor)
         await _drive_here(services, record.run_id, not as_json)
         return await run_detail(services, record.run_id, with_audit=as_json)
@@ -241,6 +248,9 @@ async def _load(path: Path) -> Any:
 def _decide_command(
     run_id: str, decision: Decision, actor: str, reason: str | None, wait: bool, as_json: bool
 ) -> None:
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -264,6 +274,8 @@ def _decide_command(
 def _cli(actor: str) -> Identity:
     """The CLI's identity: it holds the database's credentials, so it is trusted; `--actor`
     is recorded (and, when CREW_APPROVERS is set, must be listed there)."""
+    from crew.gate.actions import Identity
+
     return Identity(actor=actor, channel=Channel.CLI, actor_id=actor)
 
 
@@ -315,6 +327,9 @@ def rollback(
 
     For a first revision that destroys what the run created. Exit 0 when rolled back, 1 when
     the rollback failed (page a human), 2 unknown run, 4 not DONE or already rolled back."""
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -341,6 +356,9 @@ def cancel(
 
     It ends REJECTED with the decision `cancel` recorded; a worker driving it stops. Exit 0
     cancelled, 2 unknown run, 4 being applied / approved / already ended, 5 refused."""
+    from crew.gate.actions import act
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
 
@@ -377,6 +395,8 @@ def stacks_command(as_json: JsonOpt = False) -> None:
 
     A stack is a goal in a region; `crew stack STACK_ID` shows its runs, resources and outputs.
     """
+    from crew.stacks import list_stacks
+
     settings = load_settings()
     configure_logging("WARNING")
     summaries = run_async(with_services(settings, list_stacks))
@@ -393,6 +413,9 @@ def stack_command(stack_id: str, as_json: JsonOpt = False) -> None:
     Exit 0 when deployed or rolled back cleanly, 1 when it needs attention (a failed apply or
     rollback), 2 for an unknown stack id.
     """
+    from crew.stacks import stack_detail
+    from schemas.stack import StackStatus
+
     settings = load_settings()
     configure_logging("WARNING")
     detail = run_async(with_services(settings, lambda s: stack_detail(s, stack_id)))
@@ -422,6 +445,8 @@ def drift_command(
     Exit 0 no drift (or accepted), 1 drift found, 2 unknown stack, 4 nothing deployed or the
     stack is held by a run.
     """
+    from crew.drift import accept_drift, check_drift
+
     settings = load_settings()
     configure_logging("WARNING")
     who = actor or getpass.getuser()
@@ -440,12 +465,39 @@ def drift_command(
 
 
 @app.command()
-def show(run_id: str, as_json: JsonOpt = False) -> None:
-    """Show a run: plan, build, validation, decision, apply, and what to do next."""
+def show(
+    run_id: str,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print the run's state changes and terraform's progress as they happen "
+            "(resources done of total, the one in flight longest, time left; read once a "
+            "second), until the run ends or waits at the gate; then show it. Ctrl-C stops "
+            "following, not the run.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run: plan, build, validation, decision, apply, progress, timings, what to do next.
+
+    With --follow, tail a run a worker is driving (e.g. after `crew approve RUN --no-wait`):
+    one line per change, such as `apply: applying: 7 of 16 resources, 42s; now
+    aws_kms_key.stack (create, 20s); about 30s left`. The same progress is in
+    `GET /v1/runs/{id}` (`progress`) and the run's Slack message."""
+    from crew.service import run_detail
+
     settings = load_settings()
     configure_logging("WARNING")
-    detail = run_async(with_services(settings, lambda s: run_detail(s, run_id, with_audit=as_json)))
-    _show(detail, as_json)
+
+    async def body(services: Services) -> RunDetail:
+        if follow:
+            say = err.print if as_json else out.print
+            await follow_run(services, run_id, lambda line: say(line, markup=False))
+        return await run_detail(services, run_id, with_audit=as_json)
+
+    _show(run_async(with_services(settings, body)), as_json)
 
 
 app.command("audit", help=AUDIT_HELP)(audit_command)

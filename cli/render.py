@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from catalog.gaps import asked_vs_designed
 from crew import __version__
+from crew.progress import describe_progress
 from crew.settings import Settings
 from schemas.drift import DriftReport
 from schemas.plan import DesignBlocked, PlanSpec, Provenance, Requirement
@@ -272,6 +272,8 @@ _STATUS_STYLE = {"met": "green", "assumed": "yellow", "refused": "red", "unsuppo
 
 def print_asked_vs_designed(requirements: Sequence[Requirement]) -> None:
     """Every ask of the goal beside what the design does about it (gaps first)."""
+    from catalog.gaps import asked_vs_designed  # the catalog's tables load when first shown
+
     rows = asked_vs_designed(requirements)
     if not rows:
         return
@@ -353,6 +355,9 @@ def print_run(detail: RunDetail) -> None:
             f"[bold]forecast ${forecast.monthly_usd:,.2f}/month{cap}{share}[/bold], "
             f"priced from the terraform plan ({source} prices)"
         )
+    if detail.progress is not None:
+        line = describe_progress(detail.progress)
+        out.print(f"terraform ({detail.progress.step}) {escape(line)}", soft_wrap=True)
     if detail.timings:
         print_timings(detail)
     if detail.waiting_for_approval:

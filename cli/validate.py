@@ -10,16 +10,16 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.render import err, out, print_json, setting_default
-from cli.report import print_validation
 from schemas.errors import CrewError
 from schemas.inputs import InputError, Problem
-from sentinel.engine import Subject
-from sentinel.hclplan import plan_from_hcl
+
+if TYPE_CHECKING:  # Sentinel (scanners, the HCL parser) loads when a command validates
+    from sentinel.engine import Subject
 
 PLAN_JSON_NAME = "plan.json"
 
@@ -45,6 +45,9 @@ def _load_plan(path: Path) -> dict[str, Any]:
 
 def subject_for(path: Path, budget: float | None, region: str | None) -> Subject:
     """What to judge: a plan JSON (+ the .tf files beside it) or a directory (+ its plan.json)."""
+    from sentinel.engine import Subject
+    from sentinel.hclplan import plan_from_hcl
+
     if path.is_dir():
         tf_files = list(path.glob("*.tf"))
         plan_path = path / PLAN_JSON_NAME
@@ -129,5 +132,7 @@ def validate_command(
     if as_json:
         print_json(report)
     else:
+        from cli.report import print_validation
+
         print_validation(report, out)
     raise typer.Exit(0 if report.verdict.value == "PASS" else 1)

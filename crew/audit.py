@@ -16,16 +16,23 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from memory.audit import AuditCursor, filter_fingerprint
-from memory.audit_reports import REPORT_FILTERS
-from schemas.audit_query import AUDIT_EVENTS, AuditFilter, AuditOrder, ReportName
+from schemas.audit_query import (
+    AUDIT_EVENTS,
+    REPORT_FILTERS,
+    AuditFilter,
+    AuditOrder,
+    ReportName,
+)
 from schemas.events import EventType
 from schemas.inputs import InputError, Problem
 from schemas.states import ConductorState
+
+if TYPE_CHECKING:  # the SQL side: imported where a query runs, not by `crew --help`
+    from memory.audit import AuditCursor
 
 #: Most rows one page (or one report) returns; larger exports follow the cursor.
 MAX_LIMIT = 100_000
@@ -150,6 +157,8 @@ def parse_query(
 
     With a cursor, relative times resolve against the moment the first page was asked for,
     and the filter must be the one the cursor was issued for."""
+    from memory.audit import AuditCursor, filter_fingerprint
+
     problems: list[Problem] = []
     decoded: AuditCursor | None = None
     if cursor:

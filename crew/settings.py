@@ -18,7 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crew.access import ApiToken, check_approver_entry, check_unique, parse_token_entry
-from tools.feeds import check_feed_location
+from shield.locations import check_feed_location
 
 #: Where machine images and common installs keep an unpacked provider mirror.
 _PLUGIN_DIR_CANDIDATES = (
@@ -386,6 +386,14 @@ class Settings(BaseSettings):
         min_length=1,
         max_length=80,
         description="Slack channel id (or #name) the gate messages go to.",
+    )
+    slack_progress_interval_s: float = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Fewest seconds between two updates of a run's Slack message for "
+        "terraform progress alone (a state change updates it at once); bounds chat.update "
+        "calls during a long apply or rollback.",
     )
     slack_api_url: str = Field(
         default="https://slack.com/api/",

@@ -29,6 +29,7 @@ from crew.drift import drift_loop
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
+from crew.progress import ProgressRecorder
 from crew.shield import shield_loop
 from graph.state import initial_state
 from memory.checkpointer import LEASE_OWNER_KEY
@@ -36,12 +37,15 @@ from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
 from schemas.errors import BusError
 from schemas.events import EventType
+from schemas.progress import StepProgress
 from schemas.states import ConductorState
 from tools.bus import WORK_FAMILY, WORK_GROUP, Delivery, Subscription
+from tools.guard import warm_up as warm_up_guard
 
 logger = logging.getLogger(__name__)
 
-#: Receives ("update", node, partial_state) and ("progress", node, message) while driving.
+#: Receives ("update", node, partial_state), ("progress", node, message) and
+#: ("resources", node, StepProgress) while driving.
 EventSink = Callable[[str, str, Any], None]
 
 
@@ -89,6 +93,7 @@ class Worker:
 
         renewer = asyncio.create_task(self._keep_lease(run.run_id, asyncio.current_task()))
         metrics = self.services.metrics
+        recorder = ProgressRecorder(self.services.runs, run.run_id, self.worker_id)
         step_started = time.monotonic()
         try:
             async for mode, chunk in graph.astream(
@@ -111,9 +116,17 @@ class Worker:
                         if on_event is not None:
                             on_event("update", node, update)
                     step_started = now
-                elif on_event is not None and mode == "custom" and isinstance(chunk, dict):
-                    on_event("progress", str(chunk.get("node", "")), chunk.get("message", ""))
+                elif mode == "custom" and isinstance(chunk, dict):
+                    node = str(chunk.get("node", ""))
+                    resources = chunk.get("resources")
+                    if isinstance(resources, StepProgress):
+                        await recorder.record(resources)
+                        if on_event is not None:
+                            on_event("resources", node, resources)
+                    elif on_event is not None:
+                        on_event("progress", node, chunk.get("message", ""))
         finally:
+            await asyncio.shield(recorder.flush())
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
@@ -249,6 +262,8 @@ class Worker:
             helpers.append(asyncio.create_task(shield_loop(self.services, stop)))
         # checkov imported before the first run needs it
         helpers.append(asyncio.create_task(self.services.context.sentinel.tools.checkov.warm_up()))
+        # python-hcl2 (the pre-plan guard's parser) builds its grammar when first imported.
+        helpers.append(asyncio.create_task(asyncio.to_thread(warm_up_guard)))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))

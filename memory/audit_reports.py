@@ -1,8 +1,9 @@
 """Canned audit reports: who decided at the gate, where runs ended, rollbacks against their
 SLA, and each run's cost forecast against its budget. Streamed like the audit listing.
 
-Each report honours only some of the audit filter's fields (`REPORT_FILTERS`); the caller
-refuses the others, so a filter is never silently ignored.
+Each report honours only some of the audit filter's fields
+(`schemas.audit_query.REPORT_FILTERS`); the caller refuses the others, so a filter is never
+silently ignored.
 """
 
 from __future__ import annotations
@@ -24,22 +25,6 @@ from schemas.audit_query import (
 from schemas.base import Contract
 from schemas.events import EventType
 from schemas.states import TERMINAL_STATES, ConductorState
-
-#: The AuditFilter fields each report honours.
-REPORT_FILTERS: dict[ReportName, frozenset[str]] = {
-    ReportName.APPROVALS_BY_APPROVER: frozenset({"actor", "since", "until"}),
-    ReportName.RUNS_BY_STATE: frozenset({"since", "until"}),
-    ReportName.ROLLBACKS: frozenset({"run_id", "since", "until"}),
-    ReportName.COST_VS_BUDGET: frozenset({"run_id", "states", "since", "until"}),
-}
-
-#: What each report's time range applies to.
-REPORT_TIME: dict[ReportName, str] = {
-    ReportName.APPROVALS_BY_APPROVER: "when the decision was recorded",
-    ReportName.RUNS_BY_STATE: "when the run was created",
-    ReportName.ROLLBACKS: "when the rollback started",
-    ReportName.COST_VS_BUDGET: "when the run was created",
-}
 
 #: The 80 % brake (schemas/plan.py PlanBudget): used when a run has no ValidationReport yet.
 _BRAKE_RATIO = 0.8

@@ -26,6 +26,7 @@ from schemas.audit import AuditRecord
 from schemas.errors import RunConflictError, RunNotFoundError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
+from schemas.progress import StepProgress
 from schemas.run import RunSummary
 from schemas.states import ACTIVE_STATES, ConductorState
 
@@ -58,6 +59,7 @@ class RunRecord:
     updated_at: datetime
     failures: int = 0
     last_error: str | None = None
+    progress: StepProgress | None = None
 
     @classmethod
     def from_row(cls, row: DictRow) -> RunRecord:
@@ -81,6 +83,7 @@ class RunRecord:
             updated_at=row["updated_at"],
             failures=row.get("failures", 0),
             last_error=row.get("last_error"),
+            progress=StepProgress.model_validate(row["progress"]) if row.get("progress") else None,
         )
 
     def to_summary(self) -> RunSummary:
@@ -96,6 +99,7 @@ class RunRecord:
             summary=self.summary,
             decision=self.decision,
             last_error=self.last_error,
+            progress=self.progress,
         )
 
 
@@ -459,6 +463,24 @@ class RunStore:
                 """,
                 (run_id,),
             )
+
+    async def record_progress(self, run_id: str, progress: StepProgress, worker_id: str) -> bool:
+        """Keep the latest progress of the run's terraform step on its row, while
+        `worker_id` holds the run (a worker that lost it writes nothing); False if refused."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE crew_runs SET progress = %s, progress_at = %s
+                WHERE run_id = %s AND lease_owner = %s
+                """,
+                (
+                    Jsonb(progress.model_dump(mode="json")),
+                    progress.updated_at,
+                    run_id,
+                    worker_id,
+                ),
+            )
+            return cur.rowcount == 1
 
     async def mark_apply_started(self, run_id: str, at: datetime) -> bool:
         """True the first time only: an apply interrupted by a crash is never run again."""

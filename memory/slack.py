@@ -47,8 +47,12 @@ class SlackMessageStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def claim_due(self, owner: str, lease_s: float, limit: int = 20) -> list[DueMessage]:
-        """Add rows for runs that reached the gate, then lease the rows behind their run."""
+    async def claim_due(
+        self, owner: str, lease_s: float, limit: int = 20, *, progress_every_s: float = 10.0
+    ) -> list[DueMessage]:
+        """Add rows for runs that reached the gate, then lease the rows behind their run: a
+        transition since the last render, or newer terraform progress once the message was
+        posted and left alone for `progress_every_s` (progress alone updates it no faster)."""
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(
                 f"""
@@ -72,7 +76,12 @@ class SlackMessageStore:
                     WHERE r.run_id = m.run_id AND m.run_id IN (
                         SELECT m2.run_id FROM crew_slack_messages m2
                         JOIN crew_runs r2 ON r2.run_id = m2.run_id
-                        WHERE m2.rendered_seq < r2.last_seq
+                        WHERE (m2.rendered_seq < r2.last_seq
+                               OR (m2.ts IS NOT NULL AND r2.progress_at IS NOT NULL
+                                   AND r2.progress_at > coalesce(m2.progress_rendered_at,
+                                                                 '-infinity')
+                                   AND m2.updated_at
+                                       <= now() - make_interval(secs => %(every)s)))
                           AND (m2.next_attempt_at IS NULL OR m2.next_attempt_at <= now())
                           AND (m2.lease_until IS NULL OR m2.lease_until < now())
                         ORDER BY r2.updated_at
@@ -81,25 +90,40 @@ class SlackMessageStore:
                     )
                     RETURNING m.*, r.last_seq
                     """,
-                    {"owner": owner, "lease": lease_s, "limit": limit},
+                    {
+                        "owner": owner,
+                        "lease": lease_s,
+                        "limit": limit,
+                        "every": progress_every_s,
+                    },
                 )
             ).fetchall()
         return [DueMessage(_message(r), r["last_seq"]) for r in rows]
 
     async def mark_rendered(
-        self, run_id: str, owner: str, *, channel: str, ts: str, seq: int, state: str
+        self,
+        run_id: str,
+        owner: str,
+        *,
+        channel: str,
+        ts: str,
+        seq: int,
+        state: str,
+        progress_at: datetime | None = None,
     ) -> None:
+        """The message now shows the run as of `seq` and its progress as of `progress_at`."""
         async with self._pool.connection() as conn:
             await conn.execute(
                 """
                 UPDATE crew_slack_messages
                 SET channel = %s, ts = %s, rendered_seq = greatest(rendered_seq, %s),
                     rendered_state = %s, attempts = 0, last_error = NULL,
+                    progress_rendered_at = greatest(progress_rendered_at, %s),
                     next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
                     posted_at = coalesce(posted_at, now()), updated_at = now()
                 WHERE run_id = %s AND lease_owner = %s
                 """,
-                (channel, ts, seq, state, run_id, owner),
+                (channel, ts, seq, state, progress_at, run_id, owner),
             )
 
     async def mark_paged(self, run_id: str, owner: str, *, seq: int, ts: str) -> None:

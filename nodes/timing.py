@@ -47,3 +47,13 @@ class StepTimer:
             seconds=round(time.monotonic() - self._started, 3),
             parts=parts,
         )
+
+
+@contextlib.contextmanager
+def timed(timer: StepTimer | None, name: str) -> Iterator[None]:
+    """`timer.part(name)`, or nothing without a timer (helpers that run outside a node too)."""
+    if timer is None:
+        yield
+        return
+    with timer.part(name):
+        yield

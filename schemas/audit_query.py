@@ -89,6 +89,23 @@ class ReportName(StrEnum):
     COST_VS_BUDGET = "cost-vs-budget"
 
 
+#: The AuditFilter fields each report honours.
+REPORT_FILTERS: dict[ReportName, frozenset[str]] = {
+    ReportName.APPROVALS_BY_APPROVER: frozenset({"actor", "since", "until"}),
+    ReportName.RUNS_BY_STATE: frozenset({"since", "until"}),
+    ReportName.ROLLBACKS: frozenset({"run_id", "since", "until"}),
+    ReportName.COST_VS_BUDGET: frozenset({"run_id", "states", "since", "until"}),
+}
+
+#: What each report's time range applies to.
+REPORT_TIME: dict[ReportName, str] = {
+    ReportName.APPROVALS_BY_APPROVER: "when the decision was recorded",
+    ReportName.RUNS_BY_STATE: "when the run was created",
+    ReportName.ROLLBACKS: "when the rollback started",
+    ReportName.COST_VS_BUDGET: "when the run was created",
+}
+
+
 class ApproverStats(Contract):
     """Decisions taken by one actor at the gate (and rollbacks they asked for)."""
 

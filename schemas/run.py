@@ -14,6 +14,7 @@ from schemas.base import Contract
 from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
+from schemas.progress import StepProgress
 from schemas.states import ConductorState
 from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
@@ -39,6 +40,11 @@ class RunSummary(Contract):
     decision: ApprovalDecision | None = None
     last_error: str | None = Field(
         default=None, description="An unexpected error the worker is backing off from."
+    )
+    progress: StepProgress | None = Field(
+        default=None,
+        description="The last terraform step's progress, resource by resource (plan, apply, "
+        "rollback); updated while it runs, kept when it ends.",
     )
 
 

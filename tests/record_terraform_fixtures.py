@@ -1,6 +1,7 @@
 """Re-record tests/fixtures/terraform/ from real terraform runs against moto.
 
-    .venv/bin/python -m tests.record_terraform_fixtures
+    .venv/bin/python -m tests.record_terraform_fixtures          # all but apply-errored
+    .venv/bin/python -m tests.record_terraform_fixtures errored  # apply-errored.jsonl only
 
 Renders examples/artifacts/PlanSpec.json with Forge's templates, starts moto on a free
 loopback port and runs the commands the unit tests replay (see the README there). Needs
@@ -13,7 +14,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from moto.server import ThreadedMotoServer
@@ -22,6 +25,7 @@ from crew.settings import detect_plugin_dir
 from schemas.plan import PlanSpec
 from tests.conftest import free_port
 from tests.unit.support import ARTIFACT_EXAMPLES, TF_FIXTURES
+from tools.stack import StackKey
 from tools.workspace import write_workspace
 
 #: The argument the error fixtures add to the bucket: terraform rejects it.
@@ -42,7 +46,7 @@ def _cli_config(directory: Path) -> Path:
     return path
 
 
-def record() -> None:
+def record(*, errored_only: bool = False) -> None:
     plan = PlanSpec.model_validate_json((ARTIFACT_EXAMPLES / "PlanSpec.json").read_text())
     root = Path(tempfile.mkdtemp(prefix="crew-record-"))
     workspace = root / "ws"
@@ -79,6 +83,14 @@ def record() -> None:
         return done.stdout
 
     plan_args = ("plan", "-json", "-input=false", "-no-color", "-detailed-exitcode")
+    apply = ("apply", "-json", "-input=false", "-no-color", "-auto-approve")
+    if errored_only:
+        try:
+            _record_errored(plan, env, run, plan_args, apply)
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+        return
     try:
         run("version.json", "version", "-json")
         run("init.jsonl", "init", "-json", "-input=false", "-no-color")
@@ -89,7 +101,6 @@ def record() -> None:
         (workspace / "terraform.tfvars").write_text('unused_setting = "x"\n', encoding="utf-8")
         run("plan-warning.jsonl", *plan_args, "-out=warning.tfplan", expect=2)
         (workspace / "terraform.tfvars").unlink()
-        apply = ("apply", "-json", "-input=false", "-no-color", "-auto-approve")
         run("apply.jsonl", *apply, "crew.tfplan")
         run("output.json", "output", "-json", "-no-color", pretty=True)
         run("state-applied.json", "state", "pull", pretty=True)
@@ -107,6 +118,31 @@ def record() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _record_errored(
+    plan: PlanSpec,
+    env: dict[str, str],
+    run: Callable[..., str],
+    plan_args: tuple[str, ...],
+    apply: tuple[str, ...],
+) -> None:
+    """`apply-errored.jsonl`: the KMS alias the plan creates already exists (made with boto3
+    first), so AWS refuses it (apply_errored) while the rest of the stack is created."""
+    import boto3
+
+    kms = boto3.client(
+        "kms",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=plan.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=f"alias/{StackKey.of(plan).name_prefix}", TargetKeyId=key)
+    run(None, "init", "-json", "-input=false", "-no-color")
+    run(None, *plan_args, "-out=crew.tfplan", expect=2)
+    run("apply-errored.jsonl", *apply, "crew.tfplan", expect=1)
+
+
 if __name__ == "__main__":
-    record()
+    record(errored_only=sys.argv[1:] == ["errored"])
     print(f"recorded into {TF_FIXTURES}")

@@ -23,10 +23,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from schemas.errors import FeedError
+from shield.locations import ALLOWED_SCHEMES, check_feed_location, is_local
 
 MAX_REDIRECTS = 5
 MAX_BACKOFF_S = 6 * 3600.0
-_ALLOWED = ("http", "https")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -38,24 +38,6 @@ class FeedFetch:
     body: bytes = b""
     etag: str | None = None
     last_modified: str | None = None
-
-
-def is_local(feed: str) -> bool:
-    return feed.startswith("/")
-
-
-def check_feed_location(feed: str) -> str:
-    """An http(s) URL with a host, or an absolute path; anything else raises ValueError
-    (settings refuse it at start-up)."""
-    if is_local(feed):
-        return feed
-    parts = urlsplit(feed)
-    if parts.scheme not in _ALLOWED or not parts.netloc:
-        raise ValueError(
-            f"feed {feed!r} is not an http(s) URL or an absolute file path (only http, https "
-            "and local files are read)"
-        )
-    return feed
 
 
 def backoff_s(failures: int, interval_s: float) -> float:
@@ -91,7 +73,7 @@ async def fetch_feed(
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("location", "")
                     url = urljoin(url, location)
-                    if urlsplit(url).scheme not in _ALLOWED:
+                    if urlsplit(url).scheme not in ALLOWED_SCHEMES:
                         raise FeedError(
                             f"feed {feed} redirected to {location[:200]!r}: only http(s) is "
                             "followed"

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hcl2.api import loads as parse_hcl
 from lark.exceptions import LarkError
 
 from schemas.errors import CrewError
@@ -81,7 +80,7 @@ def check_workspace(directory: Path, passed: MutableMapping[str, str] | None = N
                 name, None, "file", "JSON configuration is never rendered by Forge"
             )
         try:
-            doc = parse_hcl(text)
+            doc = _parse_hcl(text)
         except (LarkError, ValueError, KeyError, TypeError) as exc:
             raise WorkspaceRefusedError(
                 name, None, "file", f"cannot be parsed, so it cannot be checked: {exc}"
@@ -196,3 +195,17 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def _parse_hcl(text: str) -> Any:
+    """python-hcl2's parse, imported on first use: it builds its grammar when imported (a
+    noticeable part of a CLI's start-up), and only a workspace check needs it."""
+    from hcl2.api import loads
+
+    return loads(text)
+
+
+def warm_up() -> None:
+    """Import the HCL parser now (a long-lived worker calls this at start, so its first
+    build does not pay for the grammar; a CLI process never does)."""
+    _parse_hcl("")

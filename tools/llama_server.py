@@ -26,8 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from schemas.errors import ToolError, ToolNotFoundError
 
 #: The defaults the tests and the README use: 2 threads, a 4k context, one slot.
@@ -174,6 +172,8 @@ def running_server(
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, limit_s: float, log: Path | None) -> None:
+    import httpx  # here, not at the top: `crew --help` imports this module for its defaults
+
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         code = proc.poll()

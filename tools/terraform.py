@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from schemas.build import Diagnostic, DiagnosticSeverity
 from schemas.errors import ToolError, ToolNotFoundError, ToolTimeoutError
+from schemas.progress import TerraformOperation
 from tools.guard import check_workspace
 from tools.process import ProcessResult, processes_in, run_process, running_in
 from tools.terraform_output import (
@@ -38,10 +39,12 @@ from tools.terraform_output import (
     _stream_diagnostics,
     managed_addresses,
 )
+from tools.terraform_progress import ProgressTracker, ResourceProgress, parse_ui_line
 
 __all__ = [
     "ApplyOutcome",
     "PlanOutcome",
+    "ResourceProgress",
     "StepResult",
     "TerraformRunner",
     "_apply_outcome",
@@ -196,6 +199,8 @@ class TerraformRunner:
         *,
         step: str | None = None,
         ok_codes: frozenset[int] = _SUCCESS,
+        resources: ResourceProgress | None = None,
+        operation: TerraformOperation = "apply",
     ) -> ProcessResult:
         """Run one terraform command in `cwd`.
 
@@ -203,11 +208,19 @@ class TerraformRunner:
         runs if it refuses), and every output line goes to `logs/<step>.log` in it as it
         arrives, so a human can follow a long apply. `ok_codes` are the exit codes the
         observer counts as success (`plan -detailed-exitcode` exits 2 for a plan with changes).
+        With `resources`, each UI line that moves a resource (started, still creating,
+        complete, errored, planned) is folded into a `StepProgress` of `operation` and
+        reported as it arrives, and once more, finished, when the command exits.
         """
         binary = self.check()
         self._ensure_cli_config()
         if step is not None:
             check_workspace(cwd, self._guarded)
+        tracker = (
+            ProgressTracker(resources.step, operation, datetime.now(UTC))
+            if resources is not None
+            else None
+        )
 
         with _step_log(cwd, step) as log:
 
@@ -218,6 +231,8 @@ class TerraformRunner:
                     log.flush()
                 if progress is not None and message:
                     progress(message)
+                if tracker is not None and resources is not None:
+                    _report_progress(tracker, resources, line)
 
             started, ok = time.monotonic(), False
             try:
@@ -235,6 +250,8 @@ class TerraformRunner:
             finally:
                 if self.observer is not None:
                     self.observer(step or args[0], time.monotonic() - started, ok)
+                if tracker is not None and resources is not None:
+                    _report_progress(tracker, resources, None)
             if log is not None:
                 log.write(f"exit {result.returncode} after {result.duration_s:.1f}s\n")
                 if result.stderr:
@@ -420,6 +437,7 @@ class TerraformRunner:
         progress: Progress | None = None,
         *,
         destroy: bool = False,
+        resources: ResourceProgress | None = None,
     ) -> PlanOutcome:
         args = [
             "plan",
@@ -432,7 +450,14 @@ class TerraformRunner:
         if destroy:
             args.append("-destroy")
         result = await self._run(
-            args, workdir, self.plan_timeout_s, progress, step="plan", ok_codes=_PLAN_SUCCESS
+            args,
+            workdir,
+            self.plan_timeout_s,
+            progress,
+            step="plan",
+            ok_codes=_PLAN_SUCCESS,
+            resources=resources,
+            operation="plan",
         )
         diagnostics = _stream_diagnostics(result)
         return PlanOutcome(
@@ -455,7 +480,12 @@ class TerraformRunner:
         return doc
 
     async def apply(
-        self, workdir: Path, planfile: str, progress: Progress | None = None
+        self,
+        workdir: Path,
+        planfile: str,
+        progress: Progress | None = None,
+        *,
+        resources: ResourceProgress | None = None,
     ) -> ApplyOutcome:
         """Apply exactly the saved plan file (terraform refuses it if the state moved on)."""
         result = await self._run(
@@ -472,6 +502,8 @@ class TerraformRunner:
             self.apply_timeout_s,
             progress,
             step="apply",
+            resources=resources,
+            operation="apply",
         )
         return _apply_outcome(result)
 
@@ -481,6 +513,7 @@ class TerraformRunner:
         progress: Progress | None = None,
         *,
         targets: Sequence[str] = (),
+        resources: ResourceProgress | None = None,
     ) -> ApplyOutcome:
         """Destroy everything in the state, or only `targets` (and what depends on them)."""
         result = await self._run(
@@ -498,6 +531,8 @@ class TerraformRunner:
             self.apply_timeout_s,
             progress,
             step="destroy",
+            resources=resources,
+            operation="destroy",
         )
         return _apply_outcome(result)
 
@@ -531,6 +566,22 @@ class TerraformRunner:
             name: ("<sensitive>" if item.get("sensitive") else item.get("value"))
             for name, item in raw.items()
         }
+
+
+def _report_progress(
+    tracker: ProgressTracker, resources: ResourceProgress, line: str | None
+) -> None:
+    """Fold one UI line (None: the command exited) and report the progress; progress is a
+    view, so a line it cannot represent is logged and never stops the command."""
+    try:
+        if line is None:
+            resources.report(tracker.finish(datetime.now(UTC)))
+            return
+        event = parse_ui_line(line)
+        if event is not None and tracker.feed(event):
+            resources.report(tracker.snapshot())
+    except Exception as exc:  # a progress value that does not validate, a failing sink
+        logger.warning("terraform progress not reported: %s", exc)
 
 
 def _full_stdout(workdir: Path, step: str, result: ProcessResult) -> str:

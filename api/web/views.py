@@ -16,6 +16,7 @@ from typing import Any
 
 from api.web.hcl import HclView
 from catalog.gaps import asked_vs_designed
+from crew.progress import describe_progress
 from schemas.plan import PlanSpec
 from schemas.run import RunDetail, RunSummary
 from schemas.states import TERMINAL_STATES, ConductorState
@@ -182,7 +183,11 @@ def gate_buttons(detail: RunDetail) -> GateButtons:
 def live_version(detail: RunDetail) -> str:
     """Changes whenever anything the detail page shows can have changed."""
     decided = detail.decision.at.isoformat() if detail.decision else "-"
-    seen = f"{detail.state.value}|{len(detail.audit)}|{decided}|{detail.updated_at.isoformat()}"
+    moved = detail.progress.updated_at.isoformat() if detail.progress else "-"
+    seen = (
+        f"{detail.state.value}|{len(detail.audit)}|{decided}|{detail.updated_at.isoformat()}"
+        f"|{moved}"
+    )
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
@@ -263,6 +268,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "params": params_text,
     "safe_link": safe_link,
     "rule_link": rule_link,
+    "progress": describe_progress,
     "state_tone": lambda s: STATE_TONES.get(ConductorState(s), "stop"),
     "severity_tone": lambda s: SEVERITY_TONES.get(Severity(s), "stop"),
 }

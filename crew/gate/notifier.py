@@ -3,7 +3,9 @@
 The graph never talks to Slack: a run reaching WAIT_FOR_APPROVE (or moving on) only changes
 its row in Postgres. The notifier, a task beside the worker, leases the runs whose message is
 behind (`memory.slack`), renders them (`crew.gate.slack_message`) and posts (chat.postMessage,
-once per run: the ts is stored) or updates (chat.update). A run that ends FAILED (its rollback
+once per run: the ts is stored) or updates (chat.update): at each transition, and with
+terraform's progress during a long apply or rollback, no more often than
+CREW_SLACK_PROGRESS_INTERVAL_S. A run that ends FAILED (its rollback
 failed) also gets a page, a new message naming the stack, what is left and the next step
 (`crew.gate.failure_page`), posted once. A failed call backs off
 exponentially (capped at 5 minutes; an error retrying cannot fix, such as a bad token, waits
@@ -56,7 +58,11 @@ class SlackNotifier:
 
     async def deliver_due(self) -> int:
         """Post or update every message that is behind its run; returns how many went out."""
-        due = await self.services.slack_messages.claim_due(self.owner, LEASE_S)
+        due = await self.services.slack_messages.claim_due(
+            self.owner,
+            LEASE_S,
+            progress_every_s=self.services.settings.slack_progress_interval_s,
+        )
         if not due:
             return 0
         gate = asyncio.Semaphore(_PARALLEL)
@@ -111,6 +117,7 @@ class SlackNotifier:
             ts=posted.ts,
             seq=due.last_seq,
             state=detail.state.value,
+            progress_at=detail.progress.updated_at if detail.progress else None,
         )
         return True
 

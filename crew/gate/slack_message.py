@@ -2,7 +2,9 @@
 
 One message per run: posted when it reaches WAIT_FOR_APPROVE (summary, components, forecast
 vs budget, plan counts, top findings, a link, Approve/Reject buttons) and re-rendered as it
-moves (applying, done, rolled back, rejected); the buttons go once the gate is passed.
+moves (applying, done, rolled back, rejected); the buttons go once the gate is passed. While
+terraform applies or rolls back, the status line carries its progress (resources done of
+total, the one in flight longest, time left), updated at a bounded rate (crew/gate/notifier.py).
 Everything that came from a goal (titles, summaries, reasons) is untrusted text and escaped.
 
 When the plan's diagram was rendered (PlanSpec.diagram_svg) and the service has a public URL,
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from catalog.gaps import asked_vs_designed
+from crew.progress import describe_progress
 from schemas.approval import ApprovalDecision, Decision
 from schemas.run import RunDetail
 from schemas.states import ConductorState as S
@@ -72,6 +75,14 @@ def _by(decision: ApprovalDecision | None) -> str:
     return f" by {escape(decision.actor)} via {decision.channel.value}"
 
 
+def _progress(detail: RunDetail) -> str:
+    """Terraform's progress in the step now running (apply or rollback), as " (...)"."""
+    progress = detail.progress
+    if progress is None or progress.finished or progress.step not in ("apply", "rollback"):
+        return ""
+    return f" ({escape(describe_progress(progress))})"
+
+
 def status_line(detail: RunDetail) -> str:
     """One line saying where the run is, for the message and its notification text."""
     art = detail.artifacts
@@ -79,7 +90,7 @@ def status_line(detail: RunDetail) -> str:
     if state is S.WAIT_FOR_APPROVE:
         return ":hourglass_flowing_sand: Waiting for approval"
     if state is S.APPLYING:
-        return f":gear: Approved{_by(art.decision)}; applying"
+        return f":gear: Approved{_by(art.decision)}; applying{_progress(detail)}"
     if state is S.REJECTED:
         reason = f": {escape(art.decision.reason)}" if art.decision and art.decision.reason else ""
         cancelled = art.decision is not None and art.decision.decision is Decision.CANCEL
@@ -89,7 +100,7 @@ def status_line(detail: RunDetail) -> str:
         why = _by(art.rollback_request) or (
             f" after a failed apply: {escape(detail.error or '')}" if detail.error else ""
         )
-        return f":rewind: Rolling back{why}"
+        return f":rewind: Rolling back{why}{_progress(detail)}"
     if state is S.FAILED:
         return f":rotating_light: Rollback failed, page a human: {escape(detail.error or '')}"
     if state is S.DONE and art.rollback_result is not None:

@@ -10,6 +10,7 @@ the rollback SLA is measured.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from nodes.forge.common import (
     describe,
     stack_lock,
 )
-from nodes.progress import progress_reporter
+from nodes.progress import progress_reporter, resource_reporter
+from nodes.timing import StepTimer
 from schemas.apply import ApplyResult, Operation, ResourceCounts
 from schemas.errors import CrewError
 from schemas.events import EventType
@@ -48,12 +50,15 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     assert build_status.plan_file is not None
     run_id = state["run_id"]
     report = progress_reporter("apply", run_id)
+    timer = StepTimer("apply", ctx.clock)
     workspace = Path(build_status.workspace)
     outcome: ApplyOutcome | None = None
     error: str | None = None
     snapshot: Path | None = None
 
+    waited = time.monotonic()
     async with stack_lock(ctx, StackKey.of(plan), run_id, "apply"):
+        timer.add("stack lock", waited, time.monotonic() - waited)
         started_at = ctx.clock()
         if file_digest(workspace / build_status.plan_file) != build_status.plan_file_digest:
             error = TAMPERED
@@ -61,18 +66,26 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
             snapshot = workspace / SNAPSHOT_DIR / PRE_APPLY_SNAPSHOT
             if not snapshot.is_file():
                 report("terraform state pull (snapshot before apply)")
-                save_snapshot(
-                    workspace, PRE_APPLY_SNAPSHOT, await ctx.terraform.state_pull(workspace)
-                )
+                with timer.part("terraform state pull"):
+                    pulled = await ctx.terraform.state_pull(workspace)
+                save_snapshot(workspace, PRE_APPLY_SNAPSHOT, pulled)
             if not await ctx.ledger.mark_apply_started(run_id, started_at):
                 error = INTERRUPTED
             else:
                 report("terraform apply")
                 try:
-                    outcome = await ctx.terraform.apply(workspace, build_status.plan_file, report)
+                    with timer.part("terraform apply"):
+                        outcome = await ctx.terraform.apply(
+                            workspace,
+                            build_status.plan_file,
+                            report,
+                            resources=resource_reporter("apply", run_id),
+                        )
                     if not outcome.ok:
                         error = describe(outcome.errors, "terraform apply failed")
                     elif not outcome.outputs:
+                        with timer.part("terraform output"):
+                            outputs = await ctx.terraform.outputs(workspace)
                         outcome = ApplyOutcome(
                             ok=True,
                             diagnostics=outcome.diagnostics,
@@ -80,7 +93,7 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                             added=outcome.added,
                             changed=outcome.changed,
                             destroyed=outcome.destroyed,
-                            outputs=await ctx.terraform.outputs(workspace),
+                            outputs=outputs,
                         )
                 except CrewError as exc:
                     error = f"{type(exc).__name__}: {exc}"
@@ -90,6 +103,7 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     if result.ok:
         return {
             "apply_result": result,
+            "timings": [timer.done()],
             "conductor_state": ConductorState.DONE,
             "transitions": [
                 transition(
@@ -104,6 +118,7 @@ async def apply(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
         }
     return {
         "apply_result": result,
+        "timings": [timer.done()],
         "conductor_state": ConductorState.ROLLBACK,
         "error": f"apply failed: {error}",
         "transitions": [

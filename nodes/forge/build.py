@@ -22,7 +22,7 @@ from graph.context import CrewContext
 from graph.state import RunState, transition
 from nodes.atlas import with_svg
 from nodes.forge.common import ACTOR, describe, error, revision_dir, stack_lock, state_backend
-from nodes.progress import progress_reporter
+from nodes.progress import progress_reporter, resource_reporter
 from nodes.timing import StepTimer
 from schemas.build import BuildStatus, Diagnostic, PlanChangeSummary, ResourceChange
 from schemas.errors import CrewError
@@ -33,7 +33,7 @@ from tools.backend import StateBackend
 from tools.guard import WorkspaceRefusedError
 from tools.render import RenderError
 from tools.stack import StackKey
-from tools.terraform import TerraformRunner
+from tools.terraform import ResourceProgress, TerraformRunner
 from tools.workspace import PLAN_FILE, file_digest, save_plan_json, write_workspace
 
 
@@ -66,6 +66,7 @@ async def build_workspace(
     progress: Callable[[str], None] = lambda _: None,
     timer: StepTimer | None = None,
     on_initialised: Callable[[Path], None] | None = None,
+    resources: ResourceProgress | None = None,
 ) -> BuildStatus:
     """Render, guard, init, plan and show; failures are diagnostics on the status.
 
@@ -73,7 +74,7 @@ async def build_workspace(
     the same diagnostics (summary, detail, file and line) in its JSON stream, and a validate
     of its own costs a third load of the provider's schema. `on_initialised` is told when the
     workspace is initialised, so what reads only the .tf files (Sentinel's scan) can run
-    while terraform plans.
+    while terraform plans. `resources` is told the plan's progress, resource by resource.
     """
     started = time.monotonic()
     errors: list[Diagnostic] = []
@@ -103,7 +104,7 @@ async def build_workspace(
                 on_initialised(workspace)
             progress("terraform plan")
             with part("terraform plan"):
-                outcome = await terraform.plan(workspace, PLAN_FILE, progress)
+                outcome = await terraform.plan(workspace, PLAN_FILE, progress, resources=resources)
             warnings += outcome.warnings
             if outcome.ok:
                 with part("terraform show"):
@@ -170,6 +171,7 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                 progress=report,
                 timer=timer,
                 on_initialised=sentinel.start_hcl_scan if sentinel is not None else None,
+                resources=resource_reporter("build", run_id),
             )
         if diagram is not None:
             plan = await diagram

@@ -20,6 +20,7 @@ fails ends FAILED with `page_human` set: a person must look at the stack.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from nodes.forge.common import (
     stack_lock,
     state_backend,
 )
-from nodes.progress import progress_reporter
+from nodes.progress import progress_reporter, resource_reporter
+from nodes.timing import StepTimer, timed
 from schemas.apply import ApplyResult, Operation, ResourceCounts
 from schemas.build import Diagnostic
 from schemas.errors import CrewError
@@ -47,7 +49,7 @@ from schemas.events import EventType
 from schemas.plan import PlanSpec
 from schemas.states import ConductorState
 from tools.stack import StackKey
-from tools.terraform import Progress, managed_addresses
+from tools.terraform import Progress, ResourceProgress, managed_addresses
 from tools.workspace import load_snapshot, save_snapshot
 
 ROLLBACK_PLAN = "rollback.tfplan"
@@ -66,21 +68,30 @@ class Restore:
 
 
 async def restore_previous_state(
-    ctx: CrewContext, plan: PlanSpec, workspace: Path, progress: Progress | None = None
+    ctx: CrewContext,
+    plan: PlanSpec,
+    workspace: Path,
+    progress: Progress | None = None,
+    *,
+    timer: StepTimer | None = None,
+    resources: ResourceProgress | None = None,
 ) -> Restore:
-    """Undo the last apply of `workspace`'s revision (see the module docstring)."""
+    """Undo the last apply of `workspace`'s revision (see the module docstring); `timer`
+    records each terraform command as a part, `resources` is told their progress."""
     terraform = ctx.terraform
     pre = load_snapshot(workspace, PRE_APPLY_SNAPSHOT)
     if pre is None:
         return Restore(restored="nothing to undo: the apply never started")
     # An apply orphaned by a crash may still be creating resources; read the state after it.
-    await terraform.wait_for_orphans(workspace, progress)
-    post = await terraform.state_pull(workspace)
+    with timed(timer, "wait for orphaned terraform"):
+        await terraform.wait_for_orphans(workspace, progress)
+    with timed(timer, "terraform state pull"):
+        post = await terraform.state_pull(workspace)
     save_snapshot(workspace, POST_FAILURE_SNAPSHOT, post)
     before, now = managed_addresses(pre), managed_addresses(post)
     previous = revision_dir(ctx.config.workspaces_dir, workspace.parent.name, plan.revision - 1)
     if plan.revision > 1 and (previous / "main.tf").is_file():
-        restore = await _reapply(ctx, plan, previous, progress)
+        restore = await _reapply(ctx, plan, previous, progress, timer, resources)
         if not restore.ok:
             restore.remaining = await _left_over(ctx, workspace, before)
         return restore
@@ -89,7 +100,10 @@ async def restore_previous_state(
         return Restore(restored="nothing to undo: the apply created nothing")
     if progress:
         progress(f"terraform destroy of {len(created)} resources this apply created")
-    outcome = await terraform.destroy(workspace, progress, targets=created if before else ())
+    with timed(timer, "terraform destroy"):
+        outcome = await terraform.destroy(
+            workspace, progress, targets=created if before else (), resources=resources
+        )
     result = Restore(
         ok=outcome.ok,
         restored="empty stack" if not before else "the state before the apply",
@@ -101,7 +115,9 @@ async def restore_previous_state(
         result.error = describe(outcome.errors, "terraform destroy failed")
         result.remaining = await _left_over(ctx, workspace, before)
         return result
-    leftover = sorted(managed_addresses(await terraform.state_pull(workspace)) - before)
+    with timed(timer, "terraform state pull (check)"):
+        left = managed_addresses(await terraform.state_pull(workspace))
+    leftover = sorted(left - before)
     if leftover:
         result.ok = False
         result.remaining = leftover
@@ -119,18 +135,26 @@ async def _left_over(ctx: CrewContext, workspace: Path, before: set[str]) -> lis
 
 
 async def _reapply(
-    ctx: CrewContext, plan: PlanSpec, previous: Path, report: Progress | None
+    ctx: CrewContext,
+    plan: PlanSpec,
+    previous: Path,
+    report: Progress | None,
+    timer: StepTimer | None,
+    resources: ResourceProgress | None,
 ) -> Restore:
     terraform = ctx.terraform
-    init = await terraform.init(
-        previous, report, backend_config=state_backend(ctx).init_config(StackKey.of(plan))
-    )
+    with timed(timer, "terraform init (previous revision)"):
+        init = await terraform.init(
+            previous, report, backend_config=state_backend(ctx).init_config(StackKey.of(plan))
+        )
     if not init.ok:
         return Restore(ok=False, error=describe(init.errors, "init of the previous revision"))
-    planned = await terraform.plan(previous, ROLLBACK_PLAN, report)
+    with timed(timer, "terraform plan (previous revision)"):
+        planned = await terraform.plan(previous, ROLLBACK_PLAN, report, resources=resources)
     if not planned.ok:
         return Restore(ok=False, error=describe(planned.errors, "plan of the previous revision"))
-    outcome = await terraform.apply(previous, ROLLBACK_PLAN, report)
+    with timed(timer, "terraform apply (previous revision)"):
+        outcome = await terraform.apply(previous, ROLLBACK_PLAN, report, resources=resources)
     return Restore(
         ok=outcome.ok,
         restored=f"revision {plan.revision - 1}",
@@ -151,14 +175,24 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     assert build_status is not None
     run_id = state["run_id"]
     report = progress_reporter("rollback", run_id)
+    timer = StepTimer("rollback", ctx.clock)
     workspace = Path(build_status.workspace)
     applied = state.get("apply_result")
     failure_at = applied.failure_at if applied is not None and not applied.ok else None
 
+    waited = time.monotonic()
     async with stack_lock(ctx, StackKey.of(plan), run_id, "rollback"):
+        timer.add("stack lock", waited, time.monotonic() - waited)
         started_at = ctx.clock()
         try:
-            restore = await restore_previous_state(ctx, plan, workspace, report)
+            restore = await restore_previous_state(
+                ctx,
+                plan,
+                workspace,
+                report,
+                timer=timer,
+                resources=resource_reporter("rollback", run_id),
+            )
         except CrewError as exc:
             restore = Restore(ok=False, error=f"{type(exc).__name__}: {exc}")
     finished_at = ctx.clock()
@@ -194,6 +228,7 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     if result.ok:
         return {
             "rollback_result": result,
+            "timings": [timer.done()],
             "conductor_state": ConductorState.DONE,
             "transitions": [
                 transition(
@@ -210,6 +245,7 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     note = f"page a human: {restore.error}" + (f"; {sla_note}" if sla_note else "")
     return {
         "rollback_result": result,
+        "timings": [timer.done()],
         "conductor_state": ConductorState.FAILED,
         "error": f"rollback failed, page a human: {restore.error}",
         "transitions": [

@@ -53,6 +53,7 @@ def gate_overrides(fake: FakeSlack, **overrides: Any) -> dict[str, Any]:
         "slack_api_url": fake.api_url,
         "public_url": PUBLIC_URL,
         "gate_interval_s": 0.5,
+        "slack_progress_interval_s": 1,
         **overrides,
     }
 

@@ -174,8 +174,34 @@ async def test_slack_gate_end_to_end(
     assert replay.json()["error"] == "replayed_slack_request"
     retry = await gate.slack("/slack/commands", body, headers={**headers, "X-Slack-Retry-Num": "1"})
     assert (retry.status_code, retry.json()) == (200, {})
+
+    # -- the apply's progress, resource by resource, while it runs -------------------------
+    def applying_with_progress(detail: dict[str, Any]) -> bool:
+        if detail["state"] in ("DONE", "ROLLBACK", "FAILED"):
+            pytest.fail(f"the apply ended before any progress was seen: {detail['progress']}")
+        progress = detail["progress"] or {}
+        return progress.get("step") == "apply" and progress["done"] > 0
+
+    midway = await wait_until(
+        lambda: gate.detail(run_id), applying_with_progress, what="apply progress"
+    )
+    progress = midway["progress"]
+    assert (midway["state"], progress["operation"], progress["finished"]) == (
+        "APPLYING",
+        "apply",
+        False,
+    )
+    assert 0 < progress["done"] < progress["total"] == 16, progress
+    assert progress["elapsed_s"] >= 0
     done = await gate.wait_for(run_id, "DONE")
     assert done["artifacts"]["apply_result"]["ok"] is True
+    final = done["progress"]
+    assert (final["step"], final["finished"], final["failed"]) == ("apply", True, 0)
+    assert (
+        final["done"] == final["total"] == done["artifacts"]["apply_result"]["resources"]["added"]
+    )
+    updates = [c.body.get("text", "") for c in gate.fake.messages_for(run_id)]
+    assert any("applying: " in t and " of 16 resources" in t for t in updates), updates
     assert terraform_applies(done) == 1
     again = await gate.command("/approve", run_id, user_id=APPROVER_ID)
     assert "already approved by approver (U0APPROVER) via slack" in again.json()["text"]

@@ -160,7 +160,7 @@ async def test_rolling_back_revision_two_reapplies_revision_one(
         (workdir / planfile).write_bytes(b"plan")
         return await FakeTerraform.plan(fake, workdir, planfile)
 
-    async def apply_in(workdir: Path, planfile: str, *_: Any) -> Any:
+    async def apply_in(workdir: Path, planfile: str, *_: Any, **__: Any) -> Any:
         seen.append(("apply", f"{workdir.name}/{planfile}"))
         fake.state = {}
         return _apply_outcome(recorded("apply.jsonl", 0))

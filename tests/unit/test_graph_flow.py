@@ -33,6 +33,7 @@ from schemas.approval import ApprovalDecision, Channel, Decision
 from schemas.errors import ToolTimeoutError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
+from schemas.progress import TerraformOperation
 from schemas.states import ConductorState
 from schemas.validation import Verdict
 from tests.unit.support import make_goal, recorded_typo_line, tf_fixture
@@ -44,6 +45,7 @@ from tools.terraform import (
     _apply_outcome,
     _stream_diagnostics,
 )
+from tools.terraform_progress import ProgressTracker, ResourceProgress, parse_ui_line
 from tools.workspace import PLAN_FILE
 
 S = ConductorState
@@ -57,6 +59,22 @@ RECORDED_BUCKET = json.loads(tf_fixture("output.json"))["objects_bucket"]["value
 
 def recorded(name: str, returncode: int) -> ProcessResult:
     return ProcessResult(("terraform",), returncode, tf_fixture(name), "", 0.5)
+
+
+def replay_progress(
+    name: str, operation: TerraformOperation, resources: ResourceProgress | None
+) -> None:
+    """Report a recorded command's progress the way TerraformRunner does, line by line."""
+    if resources is None:
+        return
+    lines = tf_fixture(name).splitlines()
+    started = datetime.fromisoformat(json.loads(lines[0])["@timestamp"])
+    tracker = ProgressTracker(resources.step, operation, started)
+    for line in lines:
+        event = parse_ui_line(line)
+        if event is not None and tracker.feed(event):
+            resources.report(tracker.snapshot())
+    resources.report(tracker.finish())
 
 
 @dataclass
@@ -104,8 +122,10 @@ class FakeTerraform:
         progress: Callable[[str], None] | None = None,
         *,
         destroy: bool = False,
+        resources: ResourceProgress | None = None,
     ) -> PlanOutcome:
         self.calls.append("plan")
+        replay_progress(self.plan_fixture, "plan", resources)
         result = recorded(self.plan_fixture, self.plan_returncode)
         ok = result.returncode in (0, 2)
         if ok:
@@ -118,9 +138,15 @@ class FakeTerraform:
         return self.show
 
     async def apply(
-        self, workdir: Path, planfile: str, progress: Callable[[str], None] | None = None
+        self,
+        workdir: Path,
+        planfile: str,
+        progress: Callable[[str], None] | None = None,
+        *,
+        resources: ResourceProgress | None = None,
     ) -> ApplyOutcome:
         self.calls.append("apply")
+        replay_progress(self.apply_fixture, "apply", resources)
         assert planfile == PLAN_FILE
         self.state = json.loads(tf_fixture("state-applied.json"))
         if self.apply_error is not None:
@@ -133,8 +159,10 @@ class FakeTerraform:
         progress: Callable[[str], None] | None = None,
         *,
         targets: Sequence[str] = (),
+        resources: ResourceProgress | None = None,
     ) -> ApplyOutcome:
         self.calls.append("destroy")
+        replay_progress("destroy.jsonl", "destroy", resources)
         self.destroyed_targets = list(targets)
         if self.destroy_returncode:
             return _apply_outcome(recorded("apply-stale.jsonl", self.destroy_returncode))
@@ -332,6 +360,14 @@ async def test_approve_applies_and_ends_done(harness: Harness) -> None:
     assert Counter(harness.terraform.calls)["apply"] == 1
     assert "destroy" not in harness.terraform.calls
     assert list(harness.ledger.started) == [RUN_ID]
+    # the apply's time is in the run's breakdown, each terraform command a part
+    apply_timing = values["timings"][-1]
+    assert apply_timing.step == "apply"
+    assert [p.name for p in apply_timing.parts][:3] == [
+        "stack lock",
+        "terraform state pull",
+        "terraform apply",
+    ]
 
     projection = project_run(RUN_ID, values)
     assert projection is not None
@@ -389,6 +425,16 @@ async def test_apply_failure_rolls_back_to_done(harness: Harness) -> None:
     workspace = Path(values["build"].workspace)
     assert (workspace / "snapshots" / "pre-apply.tfstate").is_file()
     assert (workspace / "snapshots" / "post-failure.tfstate").is_file()
+    apply_timing, rollback_timing = values["timings"][-2:]
+    assert "terraform apply" in [p.name for p in apply_timing.parts]
+    assert rollback_timing.step == "rollback"
+    assert [p.name for p in rollback_timing.parts] == [
+        "stack lock",
+        "wait for orphaned terraform",
+        "terraform state pull",
+        "terraform destroy",
+        "terraform state pull (check)",
+    ]
 
 
 async def test_apply_timeout_rolls_back(harness: Harness) -> None:

@@ -27,10 +27,11 @@ from schemas.shield import (
 from shield.feeds import MAX_SUMMARY, FeedParseError, parse_feed, plain_text
 from shield.fix import fix_offer, propose_fix
 from shield.inventory import split_image, stack_inventory
+from shield.locations import check_feed_location
 from shield.matching import match
 from shield.versions import compare, in_range, series_overlaps
 from tests.unit.support import FIXTURES
-from tools.feeds import backoff_s, check_feed_location
+from tools.feeds import backoff_s
 from tools.state import read_provider_versions
 
 SHIELD = FIXTURES / "shield"

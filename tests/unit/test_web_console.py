@@ -30,6 +30,7 @@ from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
 from schemas.inputs import InputError, problems_from
 from schemas.plan import PlanSpec
+from schemas.progress import StepProgress
 from schemas.run import RunArtifacts, RunDetail
 from schemas.states import ConductorState
 from schemas.validation import Severity, ValidationReport
@@ -337,3 +338,30 @@ def test_the_run_page_loads_nothing_from_elsewhere() -> None:
         assert 'rel="noopener noreferrer"' in attributes, url
     assert '<script src="/static/vendor/mermaid.min.js" defer></script>' in html
     assert '<pre class="mermaid" id="diagram-source">flowchart LR' in html
+
+
+def test_the_run_page_shows_terraforms_progress_and_refreshes_with_it() -> None:
+    progress = StepProgress(
+        step="apply",
+        operation="apply",
+        started_at=NOW - timedelta(seconds=42),
+        updated_at=NOW,
+        elapsed_s=42,
+        total=16,
+        done=7,
+        in_flight=1,
+        current=[{"address": "aws_kms_key.stack", "action": "create", "elapsed_s": 20}],  # type: ignore[list-item]
+        eta_s=54,
+    )
+    applying = _detail(ConductorState.APPLYING, progress=progress)
+    html = _render(applying, _visitor("vic", Role.VIEWER))
+    assert (
+        "Terraform (apply) applying: 7 of 16 resources, 42s; now aws_kms_key.stack (create, "
+        "20s); about 54s left"
+    ) in html
+    later = progress.model_copy(update={"updated_at": NOW + timedelta(seconds=1), "done": 8})
+    moved = _detail(ConductorState.APPLYING, progress=later)
+    assert (
+        run_page_context(moved, False, None, NOW)["version"]
+        != (run_page_context(applying, False, None, NOW)["version"])
+    ), "the page reloads when terraform moves"
