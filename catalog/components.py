@@ -1,4 +1,5 @@
-"""The component catalog: the allow-list of what a PlanSpec may contain (DESIGN.md principle 2).
+"""The component catalog: the allow-list of what a PlanSpec may contain
+(docs/architecture.md, principle 2).
 
 Each entry is a catalog type with a strict parameter model (types, bounds, secure defaults).
 Atlas (LLM or rules) only chooses entries and sets parameters; Forge renders each entry from a

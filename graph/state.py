@@ -50,7 +50,7 @@ class RunState(TypedDict, total=False):
     goal: GoalStatement
     started_at: datetime
     conductor_state: ConductorState
-    """Where the run is now (DESIGN.md section 3)."""
+    """Where the run is now (docs/architecture.md, The run)."""
     transitions: Annotated[list[Transition], operator.add]
     """Every state change so far, in order; each becomes one audit row."""
     attempts: Annotated[dict[str, int], merge_counts]

@@ -1,5 +1,5 @@
 """Stack locks: a Postgres advisory lock per Terraform stack, so two runs never change one
-stack at once (DESIGN.md section 7).
+stack at once (docs/architecture.md, Scale-out).
 
 `stack_lock_key` is the one function that turns a stack into a lock key. A lock is held on a
 dedicated connection for as long as terraform runs: closing that connection releases it, so a

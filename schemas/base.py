@@ -1,6 +1,7 @@
 """Shared base for every artifact contract.
 
-Artifacts are the only interface between agents (DESIGN.md principle 1). They are strict:
+Artifacts are the only interface between agents (docs/architecture.md, principle 1). They are
+strict:
 an unknown field is an error, because a typo silently ignored in an infrastructure request is
 worse than a rejected request.
 

@@ -15,7 +15,7 @@ from schemas.payloads import PAYLOADS
 
 
 class EventType(StrEnum):
-    """Event names. The first ten are DESIGN.md's; the rest name the remaining transitions
+    """Event names. The first ten are the original design's; the rest name the remaining transitions
     and the gate's alerts."""
 
     PLAN_PENDING = "plan.pending"

@@ -1,4 +1,4 @@
-"""GoalStatement v0.1: the public input contract (DESIGN.md section 4, locked)."""
+"""GoalStatement v0.1: the public input contract, locked (docs/architecture.md, Contracts)."""
 
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ PlanSchemaVersion = Literal["0.1", "0.2"]
 
 
 class PlanSpec(Artifact):
-    """An architecture made only of catalog components (DESIGN.md principle 2).
+    """An architecture made only of catalog components (docs/architecture.md, principle 2).
 
     0.2 adds `requirements` (every ask of the goal traced to what meets it); a 0.1 PlanSpec,
     which has none, still reads.

@@ -1,4 +1,4 @@
-"""The Conductor's run lifecycle (DESIGN.md section 3, locked)."""
+"""The Conductor's run lifecycle (docs/architecture.md, The run)."""
 
 from __future__ import annotations
 

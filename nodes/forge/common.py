@@ -25,7 +25,8 @@ from tools.backend import StateBackend
 from tools.stack import StackKey
 
 ACTOR = "forge"
-#: DESIGN.md: a failed apply's rollback begins within 5 minutes and finishes within 15.
+#: docs/architecture.md (The run): a failed apply's rollback begins within 5 minutes and
+#: finishes within 15.
 ROLLBACK_BEGIN_SLA_S = 300.0
 ROLLBACK_FINISH_SLA_S = 900.0
 PRE_APPLY_SNAPSHOT = "pre-apply.tfstate"

@@ -1,4 +1,4 @@
-"""Crash safety of `crew serve` on the embedded default (DESIGN.md principle 4).
+"""Crash safety of `crew serve` on the embedded default (docs/architecture.md, principle 4).
 
 `crew serve` runs as a real subprocess on its own data dir (embedded PostgreSQL 18), with
 terraform and moto as the cloud. The tests `kill -9` it while runs are in flight, while they

@@ -1,6 +1,6 @@
 """The event bus: one typed interface over Postgres, Redis Streams and NATS JetStream.
 
-How an OpsEvent travels (DESIGN.md section 7):
+How an OpsEvent travels (docs/architecture.md, Scale-out):
 
 1. Nothing in the crew talks to a bus server to *produce* an event. Every OpsEvent is written
    to the Postgres outbox (`crew_events`, `memory/events.py`); an event caused by a state
