@@ -27,10 +27,12 @@ from crew.conductor import Conductor, Role
 from crew.container import Services
 from crew.drift import drift_loop
 from crew.errors import BusError
+from crew.expiry import expiry_loop
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
-from graph.state import initial_state
+from crew.revalidate import revalidate_loop
+from graph.state import start_of
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
@@ -73,7 +75,7 @@ class Worker:
         snapshot = await graph.aget_state(config)
         graph_input: Any
         if not snapshot.values:
-            graph_input = initial_state(run.run_id, run.goal_id, run.goal, run.created_at)
+            graph_input = start_of(run)
         elif snapshot.interrupts:
             if run.decision is None:
                 return run.state  # waiting for a human; nothing to do
@@ -244,6 +246,10 @@ class Worker:
         helpers = [asyncio.create_task(gate_loop(self.services, stop))]
         if self.settings.drift_interval_s > 0:
             helpers.append(asyncio.create_task(drift_loop(self.services, stop)))
+        if self.settings.revalidate_interval_s > 0:
+            helpers.append(asyncio.create_task(revalidate_loop(self.services, stop)))
+        if self.settings.ttl_check_interval_s > 0:
+            helpers.append(asyncio.create_task(expiry_loop(self.services, stop)))
         sentinel = self.services.context.sentinel
         if sentinel is not None:  # checkov imported before the first run needs it
             helpers.append(asyncio.create_task(sentinel.tools.checkov.warm_up()))

@@ -42,6 +42,12 @@ class EventType(StrEnum):
     # -- day 2: stacks changed behind the crew's back (crew/drift.py) -----------------------
     DRIFT_DETECTED = "drift.detected"
     DRIFT_ACCEPTED = "drift.accepted"
+    STACK_EXPIRING = "stack.expiring"
+    """A stack's TTL (the goal's `ttl_hours`) runs out soon: it will be decommissioned."""
+    STACK_EXPIRED = "stack.expired"
+    """A stack's TTL ran out: a decommission run was started (it waits at the gate)."""
+    STACK_FINDINGS = "stack.findings"
+    """Nightly re-validation: today's policy finds something new in an applied stack."""
     # -- the run queue (not a transition: it hands a run to a worker through the bus) -------
     RUN_READY = "run.ready"
 

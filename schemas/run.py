@@ -14,6 +14,7 @@ from schemas.base import Contract
 from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
+from schemas.stack import RevisionBase, RunPurpose
 from schemas.states import ConductorState
 from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
@@ -39,6 +40,11 @@ class RunSummary(Contract):
     decision: ApprovalDecision | None = None
     last_error: str | None = Field(
         default=None, description="An unexpected error the worker is backing off from."
+    )
+    purpose: RunPurpose = RunPurpose.GOAL
+    base: RevisionBase | None = Field(
+        default=None,
+        description="The applied revision this run plans against (null: none applied yet).",
     )
 
 
@@ -70,4 +76,7 @@ class RunCreated(Contract):
     run_id: str
     goal_id: str
     state: ConductorState
-    created: bool = Field(description="False when an earlier request with this goal_id made it.")
+    revision: int = Field(default=1, ge=1, description="The stack revision this run is.")
+    created: bool = Field(
+        description="False when an earlier request with this goal_id and the same goal made it."
+    )

@@ -41,6 +41,7 @@ from api.deps import ServicesDep
 from api.errors import ErrorBody
 from crew.container import Services
 from crew.errors import (
+    AcknowledgementRequiredError,
     CrewError,
     GateRefusedError,
     RunConflictError,
@@ -169,12 +170,13 @@ async def outcome(services: Services, command: GateCommand) -> str:
             who,
             reason=command.reason,
             plan_digest=command.plan_digest,
+            acknowledge_stateful=command.acknowledge_stateful,
         )
     except GateRefusedError as exc:
         return f":lock: {exc}"
     except RunNotFoundError as exc:
         return f":grey_question: {exc}"
-    except (RunConflictError, StalePlanError) as exc:
+    except (RunConflictError, StalePlanError, AcknowledgementRequiredError) as exc:
         return f":warning: {exc}"
     except CrewError as exc:
         logger.error("Slack %s of run %s failed: %s", command.action.value, command.run_id, exc)

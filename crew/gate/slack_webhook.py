@@ -33,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import from_json
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from crew.gate.slack_message import APPROVE_ACTION, REJECT_ACTION
+from crew.gate.slack_message import APPROVE_ACKNOWLEDGED_ACTION, APPROVE_ACTION, REJECT_ACTION
 from schemas.approval import Decision
 
 #: Slack refuses requests older than this; so do we (and replays are remembered this long).
@@ -48,7 +48,11 @@ _COMMANDS = {
     "/rollback": Decision.ROLLBACK,
     "/cancel": Decision.CANCEL,
 }
-_BUTTONS = {APPROVE_ACTION: Decision.APPROVE, REJECT_ACTION: Decision.REJECT}
+_BUTTONS = {
+    APPROVE_ACTION: Decision.APPROVE,
+    APPROVE_ACKNOWLEDGED_ACTION: Decision.APPROVE,
+    REJECT_ACTION: Decision.REJECT,
+}
 USAGE = (
     "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`, "
     "`/cancel RUN_ID [reason]`."
@@ -76,6 +80,8 @@ class GateCommand:
     reason: str | None = None
     plan_digest: str | None = None
     """The plan file digest a button carries (None for a slash command)."""
+    acknowledge_stateful: bool = False
+    """Clicked the approve button that acknowledges replaced or deleted stateful resources."""
 
     @property
     def actor(self) -> str:
@@ -315,4 +321,5 @@ def parse_interaction(body: bytes) -> Parsed:
         response_url=click.response_url,
         reason="rejected with the Slack button" if action is Decision.REJECT else None,
         plan_digest=digest or None,
+        acknowledge_stateful=clicked.action_id == APPROVE_ACKNOWLEDGED_ACTION,
     )

@@ -5,8 +5,11 @@ failure, recorded on the result) and when a human rolls back a DONE run (`crew r
 Breaches are alerted on and counted by the gate job (crew/gate/timers.py), not here: it also
 sees a rollback still running, or one whose worker died.
 
-- Revision N > 1 whose revision N-1 workspace is kept: re-plan and apply revision N-1 against
-  the shared state (that removes what N added and reverts what N changed).
+- A revision planned against an applied one (its `base`, another run of the stack) whose
+  workspace is kept: re-plan and apply that revision's configuration against the shared state
+  (that removes what this one added and reverts what it changed, a replaced database
+  included: it comes back empty, from the configuration). The same for revision N-1 kept in
+  the run's own directory.
 - Otherwise: destroy the resources the state holds now but the pre-apply snapshot did not
   (all of them for a first revision), then check the state holds exactly the snapshot's.
 
@@ -47,6 +50,7 @@ from schemas.apply import ApplyResult, Operation, ResourceCounts
 from schemas.build import Diagnostic
 from schemas.events import EventType
 from schemas.plan import PlanSpec
+from schemas.stack import RevisionBase
 from schemas.states import ConductorState
 from tools.stack import StackKey
 from tools.terraform import Progress, managed_addresses
@@ -67,9 +71,16 @@ class Restore:
 
 
 async def restore_previous_state(
-    ctx: CrewContext, plan: PlanSpec, workspace: Path, progress: Progress | None = None
+    ctx: CrewContext,
+    plan: PlanSpec,
+    workspace: Path,
+    progress: Progress | None = None,
+    *,
+    base: RevisionBase | None = None,
 ) -> Restore:
-    """Undo the last apply of `workspace`'s revision (see the module docstring)."""
+    """Undo the last apply of `workspace`'s revision (see the module docstring). `base` is the
+    applied revision the run planned against (another run of the stack): its configuration is
+    applied again."""
     terraform = ctx.terraform
     pre = load_snapshot(workspace, PRE_APPLY_SNAPSHOT)
     if pre is None:
@@ -79,9 +90,16 @@ async def restore_previous_state(
     post = await terraform.state_pull(workspace)
     save_snapshot(workspace, POST_FAILURE_SNAPSHOT, post)
     before, now = managed_addresses(pre), managed_addresses(post)
-    previous = revision_dir(ctx.settings.workspaces_dir, workspace.parent.name, plan.revision - 1)
-    if plan.revision > 1 and (previous / "main.tf").is_file():
-        restore = await _reapply(ctx, plan, previous, progress)
+    if base is not None:
+        previous = revision_dir(ctx.settings.workspaces_dir, base.run_id, base.revision)
+        label = f"revision {base.revision}"
+    else:  # an earlier revision kept in this run's own directory
+        previous = revision_dir(
+            ctx.settings.workspaces_dir, workspace.parent.name, plan.revision - 1
+        )
+        label = f"revision {plan.revision - 1}"
+    if (base is not None or plan.revision > 1) and (previous / "main.tf").is_file():
+        restore = await _reapply(ctx, plan, previous, label, progress)
         if not restore.ok:
             restore.remaining = await _left_over(ctx, workspace, before)
         return restore
@@ -120,7 +138,7 @@ async def _left_over(ctx: CrewContext, workspace: Path, before: set[str]) -> lis
 
 
 async def _reapply(
-    ctx: CrewContext, plan: PlanSpec, previous: Path, report: Progress | None
+    ctx: CrewContext, plan: PlanSpec, previous: Path, label: str, report: Progress | None
 ) -> Restore:
     terraform = ctx.terraform
     init = await terraform.init(
@@ -134,7 +152,7 @@ async def _reapply(
     outcome = await terraform.apply(previous, ROLLBACK_PLAN, report)
     return Restore(
         ok=outcome.ok,
-        restored=f"revision {plan.revision - 1}",
+        restored=label,
         error=None if outcome.ok else describe(outcome.errors, "apply of the previous revision"),
         counts=ResourceCounts(
             added=outcome.added, changed=outcome.changed, destroyed=outcome.destroyed
@@ -159,7 +177,9 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     async with stack_lock(ctx, StackKey.of(plan), run_id, "rollback"):
         started_at = ctx.clock()
         try:
-            restore = await restore_previous_state(ctx, plan, workspace, report)
+            restore = await restore_previous_state(
+                ctx, plan, workspace, report, base=state.get("base")
+            )
         except CrewError as exc:
             restore = Restore(ok=False, error=f"{type(exc).__name__}: {exc}")
     finished_at = ctx.clock()
