@@ -170,8 +170,11 @@ def render_message(
     if plan is not None:
         fields.append(f"*Where*\n{escape(plan.region)}, {plan.environment.value}")
     if request is not None:
-        counts = f"+{request.create} ~{request.update} ±{request.replace} -{request.delete}"
-        fields.append(f"*Terraform plan (revision {request.revision})*\n{counts}")
+        counts = f"+{request.create} ~{request.update} -{request.delete}" + (
+            f" ±{request.replace} replaced" if request.replace else ""
+        )
+        where = f" (revision {request.revision})" if request.revision > 1 else ""
+        fields.append(f"*Terraform plan{where}*\n{counts}")
     if validation is not None:
         fields.append(f"*Validation*\n{validation.verdict.value}")
     if fields:

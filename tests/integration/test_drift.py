@@ -1,5 +1,6 @@
 """Drift detection on moto: a deployed stack changed behind the crew's back is found, announced
-once, accepted by a human; a stack with nothing deployed, or unknown, is refused."""
+once, accepted by a human, then reconciled through the gate (moto back to the declared
+configuration); a stack with nothing deployed, or unknown, is refused."""
 
 from __future__ import annotations
 
@@ -105,9 +106,36 @@ async def test_drift_behind_the_crews_back_is_found_announced_once_and_accepted(
         assert await _gate_kinds(app, run_id) == ["drift.detected", "drift.accepted"]
         assert (await api.get(f"/v1/stacks/{stack_id}")).json()["drift_accepted_by"] == "local"
 
+        # reconcile: a revision that re-applies the declared configuration, through the gate
+        started = await api.post(f"/v1/stacks/{stack_id}/drift/reconcile")
+        assert started.status_code == 202, started.text
+        assert started.json()["revision"] == 2
+        reconcile_id = started.json()["run_id"]
+        gate = await _run_state(api, reconcile_id, "WAIT_FOR_APPROVE")
+        assert gate["purpose"] == "reconcile"
+        assert gate["base"] == {"run_id": run_id, "revision": 1}
+        assert gate["artifacts"]["plan"]["components"] == done["artifacts"]["plan"]["components"]
+        busy = await api.post(f"/v1/stacks/{stack_id}/drift/reconcile")
+        assert busy.status_code == 409, busy.text
+        assert "WAIT_FOR_APPROVE" in busy.json()["message"]
+        request = gate["artifacts"]["approval_request"]
+        changes = {c["type"]: c for c in request["changes"]}
+        assert changes["aws_s3_bucket_public_access_block"]["actions"] == ["create"]
+        assert "tags.owner" in changes["aws_s3_bucket"]["attributes"]
+        assert request["acknowledgement_required"] is False
+        assert (await api.post(f"/v1/runs/{reconcile_id}/approve")).status_code == 202
+        await _run_state(api, reconcile_id, "DONE")
+        # moto is back to the declared configuration
+        assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        tag_keys = {t["Key"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        assert "owner" not in tag_keys
+        after = (await api.post(f"/v1/stacks/{stack_id}/drift")).json()
+        assert after["drifted"] is False
+        assert after["run_id"] == reconcile_id
+
         metrics = (await api.get("/metrics")).text
         assert 'crew_drift_checks_total{result="drifted"} 2.0' in metrics
-        assert 'crew_drift_checks_total{result="clean"} 1.0' in metrics
+        assert 'crew_drift_checks_total{result="clean"} 2.0' in metrics
 
         unknown = await api.post("/v1/stacks/no-such-stack/drift")
         assert unknown.status_code == 404, unknown.text
