@@ -16,13 +16,11 @@ from typing import Any
 
 from crew.container import Services
 from crew.errors import CrewError
-from crew.gate.slack_message import escape
+from crew.gate.slack_message import ACCEPT_DRIFT_ACTION, RECONCILE_ACTION, escape
 from schemas.drift import DriftReport
 
 logger = logging.getLogger(__name__)
 
-RECONCILE_ACTION = "crew_reconcile"
-ACCEPT_DRIFT_ACTION = "crew_accept_drift"
 _MAX_RESOURCES = 10
 
 Block = dict[str, Any]

@@ -33,6 +33,9 @@ APPROVE_ACTION = "crew_approve"
 #: the acknowledgement the gate requires (its confirm dialog names what is lost).
 APPROVE_ACKNOWLEDGED_ACTION = "crew_approve_ack"
 REJECT_ACTION = "crew_reject"
+#: The buttons of a drift message (crew/gate/drift_message.py).
+RECONCILE_ACTION = "crew_reconcile"
+ACCEPT_DRIFT_ACTION = "crew_accept_drift"
 _MAX_COMPONENTS = 12
 
 

@@ -4,8 +4,9 @@ configuration); a stack with nothing deployed, or unknown, is refused."""
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,11 +15,22 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from crew.container import Services
+from crew.gate.slack_message import ACCEPT_DRIFT_ACTION, RECONCILE_ACTION
 from crew.settings import Settings
 from tests.conftest import example_goal
 from tests.integration._support import buckets_tagged, s3_client, serve_app, wait_until
+from tests.slack_support import (
+    BOT_TOKEN,
+    CHANNEL,
+    SIGNING_SECRET,
+    FakeSlack,
+    button_body,
+    sign,
+)
 
 pytestmark = pytest.mark.integration
+
+APPROVER = "U0APPROVER"
 
 
 async def _run_state(api: httpx.AsyncClient, run_id: str, state: str) -> dict[str, Any]:
@@ -42,13 +54,39 @@ async def _gate_kinds(app: FastAPI, run_id: str) -> list[str]:
     return [e.kind for e in await services.gate.entries(run_id)]
 
 
-async def test_drift_behind_the_crews_back_is_found_announced_once_and_accepted(
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    slack = FakeSlack().start()
+    try:
+        yield slack
+    finally:
+        slack.stop()
+
+
+def _drift_messages(fake: FakeSlack, stack_id: str) -> list[dict[str, Any]]:
+    return [
+        c.body
+        for c in fake.calls_to("/api/chat.postMessage")
+        if RECONCILE_ACTION in json.dumps(c.body.get("blocks", [])) and stack_id in c.body["text"]
+    ]
+
+
+async def test_drift_behind_the_crews_back_is_found_announced_once_and_reconciled(
     database_url: str,
     make_settings: Callable[..., Settings],
     aws_env: dict[str, str],
     moto_endpoint: str,
+    fake: FakeSlack,
 ) -> None:
-    app = create_app(make_settings(database_url=database_url))
+    settings = make_settings(
+        database_url=database_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_channel=CHANNEL,
+        slack_api_url=fake.api_url,
+        slack_signing_secret=SIGNING_SECRET,
+        approvers=[f"slack:{APPROVER}", "local"],
+    )
+    app = create_app(settings)
     # a drift check answers when terraform has refreshed the stack: allow for a busy machine
     async with serve_app(app, timeout_s=600) as api:
         goal = example_goal(goal_id=f"drift-{secrets.token_hex(4)}")
@@ -89,11 +127,18 @@ async def test_drift_behind_the_crews_back_is_found_announced_once_and_accepted(
         assert any("tags.owner" in r["attributes"] for r in tagged), report["resources"]
         assert report["trigger"] == "rest:local"
         assert await _gate_kinds(app, run_id) == ["drift.detected"]
+        # ... and in Slack, with Reconcile and Accept buttons
+        [message] = _drift_messages(fake, stack_id)
+        assert "tags.owner" in json.dumps(message["blocks"])
+        actions = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+        assert [a["action_id"] for a in actions] == [RECONCILE_ACTION, ACCEPT_DRIFT_ACTION]
+        assert actions[0]["value"] == f"{stack_id}|{report['fingerprint']}"
 
         # the same drift seen again is not announced again; the stack view shows the check
         again = (await api.post(f"/v1/stacks/{stack_id}/drift")).json()
         assert again["fingerprint"] == report["fingerprint"]
         assert await _gate_kinds(app, run_id) == ["drift.detected"]
+        assert len(_drift_messages(fake, stack_id)) == 1
         stack = (await api.get(f"/v1/stacks/{stack_id}")).json()
         assert stack["last_drift"]["fingerprint"] == report["fingerprint"]
         assert stack["last_drift_check"] is not None
@@ -106,12 +151,26 @@ async def test_drift_behind_the_crews_back_is_found_announced_once_and_accepted(
         assert await _gate_kinds(app, run_id) == ["drift.detected", "drift.accepted"]
         assert (await api.get(f"/v1/stacks/{stack_id}")).json()["drift_accepted_by"] == "local"
 
-        # reconcile: a revision that re-applies the declared configuration, through the gate
-        started = await api.post(f"/v1/stacks/{stack_id}/drift/reconcile")
-        assert started.status_code == 202, started.text
-        assert started.json()["revision"] == 2
-        reconcile_id = started.json()["run_id"]
+        # reconcile from Slack: a revision that re-applies the declared configuration, through
+        # the gate; a user not in CREW_APPROVERS is refused
+        value = actions[0]["value"]
+        for user in ("U0STRANGER", APPROVER):
+            body = button_body(RECONCILE_ACTION, value, user_id=user, response_url=fake.hook(user))
+            clicked = await api.post("/slack/interactions", content=body, headers=sign(body))
+            assert clicked.status_code == 200, clicked.text
+
+        async def answers(user: str) -> list[str]:
+            return [c.body.get("text", "") for c in fake.calls_to(f"/hooks/{user}")]
+
+        refused = await wait_until(lambda: answers("U0STRANGER"), bool, what="the refusal")
+        assert refused[0].startswith(":lock:")
+        started = await wait_until(lambda: answers(APPROVER), bool, what="the reconcile")
+        assert "Reconciling stack" in started[0], started
+        reconcile_id = (await api.get(f"/v1/stacks/{stack_id}")).json()["latest_run_id"]
+        assert reconcile_id != run_id
+        assert reconcile_id in started[0]
         gate = await _run_state(api, reconcile_id, "WAIT_FOR_APPROVE")
+        assert gate["revision"] == 2
         assert gate["purpose"] == "reconcile"
         assert gate["base"] == {"run_id": run_id, "revision": 1}
         assert gate["artifacts"]["plan"]["components"] == done["artifacts"]["plan"]["components"]

@@ -1,5 +1,6 @@
 """Revisions at the gate, without terraform: the resource diff read from a plan, stateful
-replacements and deletions flagged, and the Slack message and button that acknowledge them."""
+replacements and deletions flagged, the Slack message and button that acknowledge them, and
+the drift message's Reconcile / Accept buttons."""
 
 from __future__ import annotations
 
@@ -10,11 +11,25 @@ from typing import Any
 
 import pytest
 
-from crew.gate.slack_message import APPROVE_ACKNOWLEDGED_ACTION, button_value, render_message
-from crew.gate.slack_webhook import GateCommand, parse_interaction
+from crew.gate.drift_message import drift_button_value, render_drift_message
+from crew.gate.slack_message import (
+    ACCEPT_DRIFT_ACTION,
+    APPROVE_ACKNOWLEDGED_ACTION,
+    RECONCILE_ACTION,
+    button_value,
+    render_message,
+)
+from crew.gate.slack_webhook import (
+    GateCommand,
+    Malformed,
+    StackAction,
+    StackCommand,
+    parse_interaction,
+)
 from nodes.forge import summarize_plan
 from schemas.approval import ApprovalRequest, Decision
 from schemas.build import ResourceChange
+from schemas.drift import DriftAction, DriftedResource, DriftReport
 from schemas.goal import GoalStatement
 from schemas.run import RunArtifacts, RunDetail
 from schemas.states import ConductorState
@@ -159,3 +174,57 @@ def test_a_ttl_is_for_non_prod_stacks() -> None:
     assert GoalStatement.model_validate({**goal, "ttl_hours": 24}).ttl_hours == 24
     with pytest.raises(ValueError, match="ttl_hours is for non-prod stacks"):
         GoalStatement.model_validate({**goal, "environment": "prod", "ttl_hours": 24})
+
+
+def _drift() -> DriftReport:
+    return DriftReport(
+        stack_id="orders.eu-west-1.0a1b2c3d",
+        run_id="run-1",
+        checked_at=T0,
+        duration_s=3.2,
+        drifted=True,
+        resources=[
+            DriftedResource(
+                address="aws_s3_bucket.objects",
+                type="aws_s3_bucket",
+                action=DriftAction.UPDATE,
+                attributes=["tags.owner"],
+            ),
+            DriftedResource(
+                address="aws_s3_bucket_public_access_block.objects",
+                type="aws_s3_bucket_public_access_block",
+                action=DriftAction.DELETE,
+            ),
+        ],
+        fingerprint="f" * 16,
+        trigger="schedule",
+    )
+
+
+def test_a_drift_message_offers_reconcile_and_accept() -> None:
+    report = _drift()
+    text, blocks = render_drift_message(report, "https://crew.example.com/stacks/x")
+    assert text == "Drift in stack orders.eu-west-1.0a1b2c3d: 2 resource(s) changed"
+    dumped = json.dumps(blocks)
+    assert "`aws_s3_bucket.objects` changed (tags.owner)" in dumped
+    assert "public_access_block.objects` deleted outside Terraform" in dumped
+    buttons = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert [b["action_id"] for b in buttons] == [RECONCILE_ACTION, ACCEPT_DRIFT_ACTION]
+    value = drift_button_value(report)
+    for action_id, action in (
+        (RECONCILE_ACTION, StackAction.RECONCILE),
+        (ACCEPT_DRIFT_ACTION, StackAction.ACCEPT_DRIFT),
+    ):
+        parsed = parse_interaction(button_body(action_id, value, user_id="U1", user_name="al"))
+        assert isinstance(parsed, StackCommand)
+        assert (parsed.action, parsed.stack_id, parsed.fingerprint) == (
+            action,
+            report.stack_id,
+            "f" * 16,
+        )
+        assert parsed.actor == "al (U1)"
+    # a value that is no stack id (a path, a run id) is refused before anything runs
+    for bad in ("../../etc|x", "run-1|x", "|x"):
+        assert isinstance(
+            parse_interaction(button_body(RECONCILE_ACTION, bad, user_id="U1")), Malformed
+        )
