@@ -86,7 +86,9 @@ async def revalidate_stack(services: Services, stack_id: str, *, trigger: str) -
             doc = await ctx.terraform.show_plan(workspace, REVALIDATE_PLAN)
     except StackLockedError as exc:
         raise StackConflictError(stack_id, f"re-validation not started: {exc}") from exc
-    plan_path = workspace / REVALIDATE_JSON
+    # Beside the workspace, not in it: scanners that read the .tf directory would take a
+    # second plan JSON there for part of the configuration.
+    plan_path = workspace.parent / f"{workspace.name}-{REVALIDATE_JSON}"
     await asyncio.to_thread(plan_path.write_text, json.dumps(doc), "utf-8")
     goal = applied.goal
     sentinel = ctx.sentinel or build_sentinel(services.settings)
