@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import (
+    AcknowledgementRequiredError,
     AdvisoryNotFoundError,
     CrewError,
     DatabaseError,
@@ -191,6 +192,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StalePlanError)
     async def _stale(_: Request, exc: StalePlanError) -> JSONResponse:
         return JSONResponse(status_code=409, content=_body("stale_plan", str(exc)))
+
+    @app.exception_handler(AcknowledgementRequiredError)
+    async def _unacknowledged(_: Request, exc: AcknowledgementRequiredError) -> JSONResponse:
+        return JSONResponse(status_code=409, content=_body("acknowledgement_required", str(exc)))
 
     @app.exception_handler(DatabaseError)
     async def _database(_: Request, exc: DatabaseError) -> JSONResponse:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -48,6 +48,8 @@ from schemas.states import ACTIVE_STATES, ConductorState
 if TYPE_CHECKING:  # what the commands need is imported in them: `crew --help` stays fast
     from crew.container import Services
     from crew.gate.actions import Identity
+    from crew.settings import Settings
+    from memory.runs import RunRecord
     from schemas.drift import DriftReport
     from schemas.run import RunDetail
 
@@ -246,7 +248,13 @@ async def _load(path: Path) -> Any:
 
 
 def _decide_command(
-    run_id: str, decision: Decision, actor: str, reason: str | None, wait: bool, as_json: bool
+    run_id: str,
+    decision: Decision,
+    actor: str,
+    reason: str | None,
+    wait: bool,
+    as_json: bool,
+    acknowledge_stateful: bool = False,
 ) -> None:
     from crew.gate.actions import act
     from crew.service import run_detail
@@ -255,7 +263,14 @@ def _decide_command(
     configure_logging("WARNING")
 
     async def body(services: Services) -> RunDetail:
-        await act(services, run_id, decision, _cli(actor), reason=reason)
+        await act(
+            services,
+            run_id,
+            decision,
+            _cli(actor),
+            reason=reason,
+            acknowledge_stateful=acknowledge_stateful,
+        )
         if wait:
             await _drive_here(services, run_id, not as_json)
         return await run_detail(services, run_id, with_audit=as_json)
@@ -298,9 +313,20 @@ def approve(
     reason: ReasonOpt = None,
     wait: WaitOpt = True,
     as_json: JsonOpt = False,
+    acknowledge_stateful: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge-stateful",
+            help="Acknowledge that the plan replaces or deletes stateful resources (databases, "
+            "tables, buckets, volumes): required when the gate says so.",
+        ),
+    ] = False,
 ) -> None:
-    """Approve a run waiting at the gate; it applies exactly the validated plan."""
-    _decide_command(run_id, Decision.APPROVE, actor, reason, wait, as_json)
+    """Approve a run waiting at the gate; it applies exactly the validated plan.
+
+    A plan that replaces or deletes a stateful resource (`crew show RUN` lists them) is
+    refused (exit 4) without --acknowledge-stateful."""
+    _decide_command(run_id, Decision.APPROVE, actor, reason, wait, as_json, acknowledge_stateful)
 
 
 @app.command()
@@ -433,6 +459,14 @@ def drift_command(
         bool,
         typer.Option("--accept", help="Accept the drift found last (recorded with --actor)."),
     ] = False,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="Start a revision that re-applies the declared configuration; it stops at "
+            "the approval gate like any run (approve it with `crew approve RUN`).",
+        ),
+    ] = False,
     actor: Annotated[
         str | None, typer.Option(help="Who accepts (default: your user name).")
     ] = None,
@@ -442,14 +476,26 @@ def drift_command(
     under the stack's lock. Changes made behind the crew's back are listed (changed attributes,
     deleted resources) and announced once on the gate log and the bus.
 
+    With --reconcile: a new revision restores the declared configuration through the normal
+    validate + approve gate (driven here to the gate; exit 0 at the gate, 1 blocked).
+
     Exit 0 no drift (or accepted), 1 drift found, 2 unknown stack, 4 nothing deployed or the
     stack is held by a run.
     """
     from crew.drift import accept_drift, check_drift
+    from crew.revisions import reconcile_stack
 
     settings = load_settings()
     configure_logging("WARNING")
     who = actor or getpass.getuser()
+    if accept and reconcile:
+        fail(2, "--accept and --reconcile exclude each other: keep the drift, or undo it")
+    if reconcile:
+        _start_revision(
+            settings,
+            lambda services: reconcile_stack(services, stack_id, actor=f"cli:{who}"),
+            as_json,
+        )
 
     async def body(services: Services) -> DriftReport:
         if accept:
@@ -462,6 +508,103 @@ def drift_command(
     else:
         print_drift(report, accepted=accept)
     raise typer.Exit(1 if report.drifted and not accept else 0)
+
+
+def _start_revision(
+    settings: Settings,
+    start: Callable[[Services], Awaitable[RunRecord]],
+    as_json: bool,
+) -> NoReturn:
+    """Start a revision run, drive it here to the gate, show it; exits like `crew run`."""
+    from crew.service import run_detail
+
+    async def body(services: Services) -> RunDetail:
+        record = await start(services)
+        await _drive_here(services, record.run_id, not as_json)
+        return await run_detail(services, record.run_id, with_audit=as_json)
+
+    detail = run_async(with_services(settings, body))
+    _show(detail, as_json)
+    raise typer.Exit(
+        0 if detail.state in (ConductorState.WAIT_FOR_APPROVE, ConductorState.DONE) else 1
+    )
+
+
+@app.command()
+def revise(
+    stack_id: str,
+    goal_file: Annotated[
+        Path, typer.Argument(help="The revised GoalStatement JSON file.", show_default=False)
+    ],
+    actor: Annotated[str, typer.Option(help="Who submits (the audit log's actor).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Revise a stack: the next revision of its goal, planned against what is deployed.
+
+    The goal's goal_id may be left out (the stack's is used). The run is driven here to the
+    gate, which shows create/update/replace/destroy and the resource diff; replacing or
+    deleting a database, table, bucket or volume needs `crew approve RUN
+    --acknowledge-stateful`. A failed apply restores the previous revision. Submitting the
+    changed goal with `crew run` does the same. Exit 0 at the gate, 1 blocked, 2 bad goal or
+    unknown stack, 4 a revision still running.
+    """
+    from crew.revisions import revise_stack
+
+    settings = load_settings()
+    configure_logging("WARNING")
+    goal = run_async(_load(goal_file))
+    _start_revision(
+        settings, lambda services: revise_stack(services, stack_id, goal, actor=actor), as_json
+    )
+
+
+@app.command()
+def revalidate(stack_id: str, as_json: JsonOpt = False) -> None:
+    """Validate a deployed stack again with today's policy and scanners (the nightly job).
+
+    Its applied configuration is planned under the stack's lock (never applied) and judged
+    by Sentinel; findings its own validation did not have are new and announced once. Exit
+    0 nothing new, 1 new findings, 2 unknown stack, 4 nothing deployed or held by a run.
+    """
+    from crew.revalidate import revalidate_stack
+
+    settings = load_settings()
+    configure_logging("WARNING")
+    who = getpass.getuser()
+    result = run_async(
+        with_services(settings, lambda s: revalidate_stack(s, stack_id, trigger=f"cli:{who}"))
+    )
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"stack {result.stack_id}: verdict today {result.report.verdict.value}")
+        for f in result.new_findings:
+            out.print(f"  new: {f.severity.value} {f.rule_id} {f.resource or ''}: {f.message}")
+        if not result.new_findings:
+            out.print("  nothing new since the applied run's validation")
+    raise typer.Exit(1 if result.new_findings else 0)
+
+
+@app.command()
+def decommission(
+    stack_id: str,
+    actor: Annotated[str, typer.Option(help="Who asks (the audit log's actor).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Decommission a deployed stack: a destroy plan through the normal gate.
+
+    Sentinel validates the destroy plan; the run is driven here to the approval gate, which
+    lists what is deleted (a database, table or bucket needs `crew approve RUN
+    --acknowledge-stateful`). Once approved and applied the stack is `destroyed`. Exit 0 at
+    the gate, 1 blocked, 2 unknown stack, 4 nothing deployed or a revision still running.
+    """
+    from crew.revisions import decommission_stack
+
+    settings = load_settings()
+    configure_logging("WARNING")
+    _start_revision(
+        settings, lambda services: decommission_stack(services, stack_id, actor=actor), as_json
+    )
 
 
 @app.command()

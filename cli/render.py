@@ -340,6 +340,20 @@ def print_run(detail: RunDetail) -> None:
         )
         for e in a.build.errors:
             out.print(f"  [red]error[/red] {e.summary}: {e.detail}")
+    request = a.approval_request
+    if request is not None and request.revision > 1:
+        out.print(
+            f"revision {request.revision}: {request.create} to create, {request.update} to "
+            f"update, {request.replace} to replace, {request.delete} to destroy"
+        )
+        for change in request.changes[:50]:
+            attrs = f" ({', '.join(change.attributes[:6])})" if change.attributes else ""
+            out.print(f"  {'/'.join(change.actions)} {change.address}{attrs}")
+    if request is not None and request.stateful_changes:
+        out.print("[red]data may be lost[/red] (approve with --acknowledge-stateful):")
+        for c in request.stateful_changes:
+            verb = "replaces" if c.action == "replace" else "deletes"
+            out.print(f"  {verb} {c.kind} {c.address}")
     if a.validation:
         v = a.validation
         colour = "green" if v.verdict.value == "PASS" else "red"

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from cli.render import err
 from crew.settings import Settings
 from schemas.errors import (
+    AcknowledgementRequiredError,
     AdvisoryNotFoundError,
     CrewError,
     GateRefusedError,
@@ -62,7 +63,13 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(2) from exc
     except (RunNotFoundError, StackNotFoundError, AdvisoryNotFoundError) as exc:
         fail(2, str(exc))
-    except (RunConflictError, StalePlanError, StackConflictError, ShieldBusyError) as exc:
+    except (
+        RunConflictError,
+        StalePlanError,
+        StackConflictError,
+        ShieldBusyError,
+        AcknowledgementRequiredError,
+    ) as exc:
         fail(4, str(exc))
     except GateRefusedError as exc:
         fail(5, str(exc))

@@ -28,6 +28,7 @@ import schemas.build
 import schemas.events
 import schemas.goal
 import schemas.plan
+import schemas.stack
 import schemas.states
 import schemas.timing
 import schemas.validation
@@ -77,6 +78,7 @@ _STATE_MODULES = (
     schemas.events,
     schemas.goal,
     schemas.plan,
+    schemas.stack,
     schemas.states,
     schemas.timing,
     schemas.validation,

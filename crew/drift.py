@@ -4,10 +4,11 @@ A drift check plans the applied run's configuration again, in that run's workspa
 the stack's lock (a check never runs beside an apply or a rollback of the same stack): what
 the plan would change is what changed behind the crew's back (attributes that differ from
 the declared configuration, and resources deleted outside Terraform, which it would create
-again). The plan file is never applied by the check. Every check is recorded (the stack view shows
-the last one); a drift is announced once (OpsEvent `drift.detected` on the gate log and the bus, a
-metric, a warning), keyed by its fingerprint, so a daily check of an unchanged drift stays quiet,
-and a drift a human accepted (`drift.accepted`) is not announced again.
+again). The plan file is never applied by the check. Every check is recorded (the stack view
+shows the last one); a drift is announced once (OpsEvent `drift.detected` on the gate log and
+the bus, a metric, a warning, a Slack message with Reconcile and Accept buttons:
+crew/gate/drift_message.py), keyed by its fingerprint, so a daily check of an unchanged drift
+stays quiet, and a drift a human accepted (`drift.accepted`) is not announced again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import timedelta
 
 from crew.container import Services
 from crew.gate.alerts import emit_alert
+from crew.gate.drift_message import announce_drift
 from crew.stacks import find_stack, list_stacks, outcome_of, stack_status
 from memory.locks import StackLockedError
 from nodes.forge.common import describe, revision_dir, state_backend
@@ -104,7 +106,7 @@ async def check_drift(services: Services, stack_id: str, *, trigger: str) -> Dri
     await services.drift.record(report)
     services.metrics.drift_checked(report.drifted)
     if report.drifted and not await services.drift.accepted(key.id, report.fingerprint):
-        await emit_alert(
+        fresh = await emit_alert(
             services,
             GateLogEntry(
                 at=finished,
@@ -116,6 +118,8 @@ async def check_drift(services: Services, stack_id: str, *, trigger: str) -> Dri
             payload=report,
             dedup=f"drift:{key.id}:{report.fingerprint}",
         )
+        if fresh:
+            await announce_drift(services, report)
     return report
 
 

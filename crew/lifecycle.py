@@ -24,7 +24,7 @@ from typing import Any
 from langgraph.types import Command, StateSnapshot
 
 from crew.container import Services
-from graph.state import RunState, initial_state, transition
+from graph.state import RunState, start_of, transition
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, Channel, Decision
@@ -165,7 +165,7 @@ async def _end(
     values: RunState = dict(snapshot.values or {})  # type: ignore[assignment]
     base: RunState = {}
     if not values:  # no checkpoint yet: the update starts the thread
-        base = initial_state(record.run_id, record.goal_id, record.goal, record.created_at)
+        base = start_of(record)
         values = base
     pending = [task.name for task in snapshot.tasks]
     as_node = next((_AS_NODE[name] for name in pending if name in _AS_NODE), "design")

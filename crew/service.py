@@ -13,10 +13,14 @@ from schemas.approval import ApprovalDecision, Channel, Decision
 from schemas.errors import RunConflictError
 from schemas.events import EventType
 from schemas.goal import GoalStatement
+from schemas.plan import PlanSpec
 from schemas.run import RunArtifacts, RunDetail
+from schemas.stack import RunOutcome, RunPurpose
 from schemas.states import ConductorState
 
 _ARTIFACT_FIELDS = tuple(RunArtifacts.model_fields)
+#: Outcomes of a later revision that leave the stack as this revision applied it.
+_UNDONE = {RunOutcome.NOT_APPLIED.value, RunOutcome.ROLLED_BACK.value}
 
 
 def new_run_id(at: datetime) -> str:
@@ -25,13 +29,29 @@ def new_run_id(at: datetime) -> str:
 
 
 async def submit_goal(
-    services: Services, goal: GoalStatement, *, actor: str
+    services: Services,
+    goal: GoalStatement,
+    *,
+    actor: str,
+    revise: bool = False,
+    purpose: RunPurpose = RunPurpose.GOAL,
+    seed_plan: PlanSpec | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a PENDING run (a worker picks it up), or return the run of an earlier request
-    with the same goal_id. `actor` is the authenticated submitter (the audit names them; the
-    goal's `requested_by` is recorded as a claim)."""
+    with the same goal. A changed goal with a goal_id seen before (or `revise`) is the next
+    revision of that goal's stack (memory/runs.py RunStore.create). `actor` is the
+    authenticated submitter (the audit names them; the goal's `requested_by` is recorded as
+    a claim)."""
     now = services.context.clock()
-    return await services.runs.create(goal, run_id=new_run_id(now), at=now, actor=actor)
+    return await services.runs.create(
+        goal,
+        run_id=new_run_id(now),
+        at=now,
+        actor=actor,
+        revise=revise,
+        purpose=purpose,
+        seed_plan=seed_plan.model_dump(mode="json") if seed_plan is not None else None,
+    )
 
 
 async def decide(
@@ -42,6 +62,7 @@ async def decide(
     actor: str,
     channel: Channel,
     reason: str | None = None,
+    acknowledge_stateful: bool = False,
 ) -> RunRecord:
     """Record a gate decision once; the worker holding the checkpoint resumes the run."""
     record = ApprovalDecision(
@@ -51,6 +72,7 @@ async def decide(
         channel=channel,
         reason=reason,
         at=services.context.clock(),
+        acknowledge_stateful=acknowledge_stateful,
     )
     return await services.runs.record_decision(record)
 
@@ -85,6 +107,15 @@ async def request_rollback(
         )
     if applied is None or not applied.ok:
         raise RunConflictError(run_id, f"run {run_id} applied nothing that could be rolled back")
+    newer = await services.runs.newer_revisions(record.goal_id, record.revision)
+    standing = [r for r in newer if r.summary.get("outcome") not in _UNDONE]
+    if standing:
+        raise RunConflictError(
+            run_id,
+            f"revision {standing[0].revision} of this stack (run {standing[0].run_id}) came "
+            f"after revision {record.revision}; only the latest applied revision can be "
+            "rolled back (revise the goal instead)",
+        )
     request = ApprovalDecision(
         run_id=run_id,
         decision=Decision.ROLLBACK,

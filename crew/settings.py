@@ -147,6 +147,24 @@ class Settings(BaseSettings):
         le=500_000_000,
         description="Largest feed body read (bytes); a larger one is refused while it streams.",
     )
+    revalidate_interval_s: float = Field(
+        default=86400,
+        ge=0,
+        description="How often every deployed stack is re-validated with today's policy and "
+        "scanners (nightly by default); 0 turns it off (`crew revalidate` still works).",
+    )
+    ttl_check_interval_s: float = Field(
+        default=300,
+        ge=0,
+        description="How often stacks with a TTL (a goal's `ttl_hours`) are checked for "
+        "expiry; 0 turns TTL expiry off.",
+    )
+    ttl_warning_s: float = Field(
+        default=86400,
+        ge=0,
+        description="How long before a stack's TTL runs out the `stack.expiring` warning is "
+        "given (gate log, bus).",
+    )
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens with a principal and a role, each "

@@ -35,6 +35,7 @@ _STATUS_OF = {
     RunOutcome.ROLLED_BACK: StackStatus.ROLLED_BACK,
     RunOutcome.APPLY_FAILED: StackStatus.NEEDS_ATTENTION,
     RunOutcome.ROLLBACK_FAILED: StackStatus.NEEDS_ATTENTION,
+    RunOutcome.DESTROYED: StackStatus.DESTROYED,
 }
 
 
@@ -52,9 +53,13 @@ def stack_key(record: RunRecord) -> StackKey:
 
 
 def stack_status(runs: Sequence[RunRecord]) -> StackStatus:
-    """From the newest run (runs are newest first) whose outcome touched the cloud."""
+    """From the newest run (runs are newest first) whose outcome touched the cloud. A revision
+    rolled back to the applied revision it was planned against leaves that one standing."""
     for run in runs:
-        status = _STATUS_OF.get(outcome_of(run))
+        outcome = outcome_of(run)
+        if outcome is RunOutcome.ROLLED_BACK and run.base is not None:
+            continue
+        status = _STATUS_OF.get(outcome)
         if status is not None:
             return status
     return StackStatus.PLANNED
@@ -62,7 +67,7 @@ def stack_status(runs: Sequence[RunRecord]) -> StackStatus:
 
 def _summary(key: StackKey, runs: Sequence[RunRecord]) -> StackSummary:
     latest = runs[0]
-    applied = next((r for r in runs if outcome_of(r) in _STATUS_OF), latest)
+    applied = next((r for r in runs if outcome_of(r) is RunOutcome.APPLIED), latest)
     return StackSummary(
         stack_id=key.id,
         goal_id=key.goal_id,
@@ -137,6 +142,7 @@ async def stack_detail(services: Services, stack_id: str) -> StackDetail:
                 revision=r.revision,
                 state=r.state,
                 outcome=outcome_of(r),
+                purpose=r.purpose,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
                 forecast_monthly_usd=r.summary.get("forecast_monthly_usd"),

@@ -26,12 +26,14 @@ from langgraph.types import Command
 from crew.conductor import Conductor, Role
 from crew.container import Services
 from crew.drift import drift_loop
+from crew.expiry import expiry_loop
 from crew.gate.notifier import build_notifier
 from crew.gate.timers import gate_loop
 from crew.lifecycle import CANCELLABLE, finish_cancel, give_up, is_cancel
 from crew.progress import ProgressRecorder
+from crew.revalidate import revalidate_loop
 from crew.shield import shield_loop
-from graph.state import initial_state
+from graph.state import start_of
 from memory.checkpointer import LEASE_OWNER_KEY
 from memory.runs import LeaseLostError, RunRecord
 from memory.vector_memory import VectorPlanMemory
@@ -78,7 +80,7 @@ class Worker:
         snapshot = await graph.aget_state(config)
         graph_input: Any
         if not snapshot.values:
-            graph_input = initial_state(run.run_id, run.goal_id, run.goal, run.created_at)
+            graph_input = start_of(run)
         elif snapshot.interrupts:
             if run.decision is None:
                 return run.state  # waiting for a human; nothing to do
@@ -264,6 +266,10 @@ class Worker:
         helpers.append(asyncio.create_task(self.services.context.sentinel.tools.checkov.warm_up()))
         # python-hcl2 (the pre-plan guard's parser) builds its grammar when first imported.
         helpers.append(asyncio.create_task(asyncio.to_thread(warm_up_guard)))
+        if self.settings.revalidate_interval_s > 0:
+            helpers.append(asyncio.create_task(revalidate_loop(self.services, stop)))
+        if self.settings.ttl_check_interval_s > 0:
+            helpers.append(asyncio.create_task(expiry_loop(self.services, stop)))
         memory = self.services.context.plan_memory
         if isinstance(memory, VectorPlanMemory):
             helpers.append(asyncio.create_task(self._memory_loop(memory, stop)))

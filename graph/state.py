@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 # LangGraph API server shows RunState's JSON schema as the input form of LangGraph Studio.
 from typing_extensions import TypedDict
 
-from memory.runs import Projection
+from memory.runs import Projection, RunRecord
 from schemas.apply import ApplyResult
 from schemas.approval import ApprovalDecision, ApprovalRequest
 from schemas.audit import AuditRecord, Transition
@@ -28,7 +28,7 @@ from schemas.build import BuildStatus
 from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
-from schemas.stack import RunOutcome
+from schemas.stack import RevisionBase, RunOutcome, RunPurpose
 from schemas.states import ConductorState
 from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
@@ -47,6 +47,12 @@ class RunState(TypedDict, total=False):
     run_id: str
     goal_id: str
     revision: int
+    """The stack revision this run is (1: the goal's first run)."""
+    base: RevisionBase | None
+    """The applied revision it plans against: what a failed apply restores."""
+    purpose: RunPurpose
+    seed_plan: PlanSpec | None
+    """A reconcile's declared configuration: design adopts it instead of designing again."""
     goal: GoalStatement
     started_at: datetime
     conductor_state: ConductorState
@@ -71,17 +77,48 @@ class RunState(TypedDict, total=False):
     """Why the run stopped, for a human, when it ended anywhere but DONE."""
 
 
-def initial_state(run_id: str, goal_id: str, goal: GoalStatement, at: datetime) -> RunState:
-    return {
+def initial_state(
+    run_id: str,
+    goal_id: str,
+    goal: GoalStatement,
+    at: datetime,
+    *,
+    revision: int = 1,
+    base: RevisionBase | None = None,
+    purpose: RunPurpose = RunPurpose.GOAL,
+    seed_plan: PlanSpec | None = None,
+) -> RunState:
+    state: RunState = {
         "run_id": run_id,
         "goal_id": goal_id,
-        "revision": 1,
+        "revision": revision,
         "goal": goal,
         "started_at": at,
         "conductor_state": ConductorState.PENDING,
         "transitions": [],
         "attempts": {},
     }
+    if base is not None:
+        state["base"] = base
+    if purpose is not RunPurpose.GOAL:
+        state["purpose"] = purpose
+    if seed_plan is not None:
+        state["seed_plan"] = seed_plan
+    return state
+
+
+def start_of(record: RunRecord) -> RunState:
+    """The first state of a run as its row describes it (revision, base, reconcile seed)."""
+    return initial_state(
+        record.run_id,
+        record.goal_id,
+        record.goal,
+        record.created_at,
+        revision=record.revision,
+        base=record.base,
+        purpose=record.purpose,
+        seed_plan=PlanSpec.model_validate(record.seed_plan) if record.seed_plan else None,
+    )
 
 
 @cache
@@ -167,6 +204,8 @@ def run_outcome(values: Mapping[str, Any]) -> RunOutcome:
         return RunOutcome.ROLLED_BACK if undone.ok else RunOutcome.ROLLBACK_FAILED
     if isinstance(applied, ApplyResult) and state is not ConductorState.ROLLBACK:
         if applied.ok:
+            if values.get("purpose") == RunPurpose.DECOMMISSION:
+                return RunOutcome.DESTROYED
             return RunOutcome.APPLIED
         if state is ConductorState.FAILED:
             return RunOutcome.ROLLBACK_FAILED

@@ -28,6 +28,7 @@ from schemas.events import EventType
 from schemas.goal import GoalStatement
 from schemas.progress import StepProgress
 from schemas.run import RunSummary
+from schemas.stack import RevisionBase, RunPurpose
 from schemas.states import ACTIVE_STATES, ConductorState
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -60,6 +61,11 @@ class RunRecord:
     failures: int = 0
     last_error: str | None = None
     progress: StepProgress | None = None
+    purpose: RunPurpose = RunPurpose.GOAL
+    base: RevisionBase | None = None
+    """The applied revision this run plans against (what its failed apply rolls back to)."""
+    seed_plan: dict[str, Any] | None = None
+    """A reconcile's declared configuration (the applied revision's PlanSpec, as JSON)."""
 
     @classmethod
     def from_row(cls, row: DictRow) -> RunRecord:
@@ -84,6 +90,13 @@ class RunRecord:
             failures=row.get("failures", 0),
             last_error=row.get("last_error"),
             progress=StepProgress.model_validate(row["progress"]) if row.get("progress") else None,
+            purpose=RunPurpose(row.get("purpose") or RunPurpose.GOAL.value),
+            base=(
+                RevisionBase(run_id=row["base_run_id"], revision=row["base_revision"])
+                if row.get("base_run_id")
+                else None
+            ),
+            seed_plan=row.get("seed_plan"),
         )
 
     def to_summary(self) -> RunSummary:
@@ -100,6 +113,8 @@ class RunRecord:
             decision=self.decision,
             last_error=self.last_error,
             progress=self.progress,
+            purpose=self.purpose,
+            base=self.base,
         )
 
 
@@ -121,6 +136,39 @@ class LeaseLostError(RuntimeError):
     """A worker tried to checkpoint a run another worker has taken over (fencing)."""
 
 
+def _check_revisable(latest: RunRecord, goal: GoalStatement) -> None:
+    """A new revision needs the latest one ended, and stays in the stack's region."""
+    if not latest.state.is_terminal:
+        raise RunConflictError(
+            latest.run_id,
+            f"revision {latest.revision} of goal '{latest.goal_id}' (run {latest.run_id}) is "
+            f"{latest.state.value}; wait for it to end, or cancel it, before revising the stack",
+        )
+    if latest.goal.region != goal.region:
+        raise RunConflictError(
+            latest.run_id,
+            f"goal '{latest.goal_id}' deploys to {latest.goal.region}; a revision cannot move "
+            f"it to {goal.region} (use a new goal_id for a stack in another region)",
+        )
+
+
+async def _applied_base(cur: AsyncCursor[DictRow], goal_id: str) -> RevisionBase | None:
+    """The newest revision whose apply is what the stack's state holds (outcome applied);
+    None when nothing is, or the stack was decommissioned since."""
+    await cur.execute(
+        """
+        SELECT run_id, revision, summary->>'outcome' AS outcome FROM crew_runs
+        WHERE goal_id = %s AND summary->>'outcome' IN ('applied', 'destroyed')
+        ORDER BY revision DESC LIMIT 1
+        """,
+        (goal_id,),
+    )
+    row = await cur.fetchone()
+    if row is None or row["outcome"] != "applied":
+        return None
+    return RevisionBase(run_id=row["run_id"], revision=row["revision"])
+
+
 def _goal_json(goal: GoalStatement) -> dict[str, Any]:
     data: dict[str, Any] = goal.model_dump(mode="json", exclude_none=True)
     return data
@@ -131,10 +179,24 @@ class RunStore:
         self._pool = pool
 
     async def create(
-        self, goal: GoalStatement, *, run_id: str, at: datetime, actor: str = "system"
+        self,
+        goal: GoalStatement,
+        *,
+        run_id: str,
+        at: datetime,
+        actor: str = "system",
+        revise: bool = False,
+        purpose: RunPurpose = RunPurpose.GOAL,
+        seed_plan: dict[str, Any] | None = None,
     ) -> tuple[RunRecord, bool]:
         """Insert a PENDING run with its first audit row, or return the run already made for
-        this goal_id (created=False). Reusing a goal_id for a different goal is a conflict.
+        this goal (created=False).
+
+        A goal_id seen before starts the next revision of its stack when the goal differs
+        from its latest revision's (or `revise` asks for one: a reconcile, `crew revise`),
+        planned against the stack's current state; the same goal again returns the latest
+        run. A revision is refused (RunConflictError) while the latest one has not ended:
+        one revision of a stack at a time, so an approval never applies over a newer plan.
 
         `actor` is who submitted it as the channel authenticated them (a REST principal, the
         CLI); the audit row names them. The goal's `requested_by` is only what the body
@@ -143,40 +205,88 @@ class RunStore:
         goal_id = goal.goal_id or run_id
         goal_json = _goal_json(goal)
         async with self._pool.connection() as conn, conn.transaction():
+            latest = await (
+                await conn.execute(
+                    """
+                    SELECT * FROM crew_runs WHERE goal_id = %s
+                    ORDER BY revision DESC LIMIT 1 FOR UPDATE
+                    """,
+                    (goal_id,),
+                )
+            ).fetchone()
+            revision, base = 1, None
+            if latest is not None:
+                record = RunRecord.from_row(latest)
+                if not revise and _goal_json(record.goal) == goal_json:
+                    return record, False
+                _check_revisable(record, goal)
+                revision = record.revision + 1
+                base = await _applied_base(conn.cursor(), goal_id)
             row = await (
                 await conn.execute(
                     """
-                    INSERT INTO crew_runs (run_id, goal_id, title, requested_by, goal, state,
-                                           created_at, updated_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (goal_id) DO NOTHING
+                    INSERT INTO crew_runs (run_id, goal_id, revision, title, requested_by, goal,
+                                           state, created_at, updated_at, base_run_id,
+                                           base_revision, purpose, seed_plan)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (goal_id, revision) DO NOTHING
                     RETURNING *
                     """,
                     (
                         run_id,
                         goal_id,
+                        revision,
                         goal.title,
                         goal.requested_by,
                         Jsonb(goal_json),
                         ConductorState.PENDING.value,
                         at,
                         at,
+                        base.run_id if base else None,
+                        base.revision if base else None,
+                        purpose.value,
+                        Jsonb(seed_plan) if seed_plan is not None else None,
                     ),
                 )
             ).fetchone()
             if row is None:
+                # A concurrent request made this revision first (the first revision has no
+                # row to lock): the same goal is that request's run, another is a conflict.
                 existing = await (
-                    await conn.execute("SELECT * FROM crew_runs WHERE goal_id = %s", (goal_id,))
+                    await conn.execute(
+                        "SELECT * FROM crew_runs WHERE goal_id = %s AND revision = %s",
+                        (goal_id, revision),
+                    )
                 ).fetchone()
                 assert existing is not None
                 record = RunRecord.from_row(existing)
-                if _goal_json(record.goal) != goal_json:
+                if _goal_json(record.goal) != goal_json or revise:
                     raise RunConflictError(
                         record.run_id,
-                        f"goal_id '{goal_id}' was already used for a different goal (run "
-                        f"{record.run_id}); use a new goal_id for a new goal",
+                        f"revision {revision} of goal '{goal_id}' was just started by run "
+                        f"{record.run_id}; wait for it to end before revising again",
                     )
                 return record, False
+            note = (
+                f"requested_by (claimed by the goal, not verified): {goal.requested_by}"
+                if goal.requested_by
+                else None
+            )
+            if revision > 1:
+                against = (
+                    f"planned against revision {base.revision} (run {base.run_id})"
+                    if base
+                    else "nothing applied before it"
+                )
+                note = "; ".join(
+                    filter(
+                        None,
+                        [
+                            f"{purpose.value}: revision {revision} of the stack, {against}",
+                            note,
+                        ],
+                    )
+                )
             await _insert_audit(
                 conn.cursor(),
                 AuditRecord(
@@ -189,16 +299,37 @@ class RunStore:
                     to_state=ConductorState.PENDING,
                     artifact_type="GoalStatement",
                     artifact=goal_json,
-                    note=(
-                        f"requested_by (claimed by the goal, not verified): {goal.requested_by}"
-                        if goal.requested_by
-                        else None
-                    ),
+                    note=note,
                 ),
             )
             # Hand it to a worker through the bus, committed with the run (memory/dispatch.py).
             await dispatch(conn.cursor(), [run_id], at)
             return RunRecord.from_row(row), True
+
+    async def newer_revisions(self, goal_id: str, revision: int) -> list[RunRecord]:
+        """The revisions of a goal's stack after `revision`, oldest first."""
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    """
+                    SELECT * FROM crew_runs WHERE goal_id = %s AND revision > %s
+                    ORDER BY revision
+                    """,
+                    (goal_id, revision),
+                )
+            ).fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    async def latest_of_goal(self, goal_id: str) -> RunRecord | None:
+        """The newest revision of a goal's stack."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT * FROM crew_runs WHERE goal_id = %s ORDER BY revision DESC LIMIT 1",
+                    (goal_id,),
+                )
+            ).fetchone()
+        return RunRecord.from_row(row) if row else None
 
     async def get(self, run_id: str) -> RunRecord:
         async with self._pool.connection() as conn:

@@ -29,14 +29,14 @@ class StackStore:
         return [RunRecord.from_row(r) for r in rows]
 
     async def runs_of_goal(self, goal_id: str, region: str) -> list[RunRecord]:
-        """Every run of one stack that reached a plan, newest first."""
+        """Every run of one stack that reached a plan, newest revision first."""
         async with self._pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     """
                     SELECT * FROM crew_runs
                     WHERE goal_id = %s AND goal->>'region' = %s AND summary ? 'plan_id'
-                    ORDER BY created_at DESC, run_id DESC
+                    ORDER BY revision DESC, created_at DESC
                     """,
                     (goal_id, region),
                 )

@@ -17,6 +17,7 @@ from nodes.timing import StepTimer
 from schemas.approval import ApprovalDecision, ApprovalRequest, Decision
 from schemas.events import EventType
 from schemas.states import ConductorState
+from sentinel.stateful import describe_stateful, stateful_changes
 
 ACTOR = "conductor"
 
@@ -29,6 +30,7 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
     assert build is not None
     assert validation is not None
     assert build.plan_file_digest is not None
+    flagged = stateful_changes(build.plan.resource_changes)
     request = ApprovalRequest(
         run_id=state["run_id"],
         plan_id=plan.plan_id,
@@ -40,9 +42,14 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
         create=build.plan.create,
         update=build.plan.update,
         delete=build.plan.delete,
+        replace=build.plan.replace,
         top_findings=[
             f"{f.severity.value} {f.rule_id}: {f.message}" for f in validation.findings[:5]
         ],
+        revision=state.get("revision", plan.revision),
+        changes=build.plan.resource_changes[:500],
+        stateful_changes=flagged[:500],
+        acknowledgement_required=bool(flagged),
     )
     return {
         "approval_request": request,
@@ -56,6 +63,11 @@ async def request_approval(state: RunState, runtime: Runtime[CrewContext]) -> Ru
                 actor=ACTOR,
                 at=timer.started_at,
                 artifact="approval_request",
+                note=(
+                    f"acknowledgement required: {describe_stateful(flagged)}"[:2000]
+                    if flagged
+                    else None
+                ),
             )
         ],
     }

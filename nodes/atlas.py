@@ -64,6 +64,7 @@ from schemas.plan import (
     RejectedAnswer,
     Requirement,
 )
+from schemas.stack import RunPurpose
 from schemas.states import ConductorState
 from tools.mermaid import render_svg
 
@@ -362,23 +363,39 @@ async def with_svg(plan: PlanSpec, mmdc: Path | None) -> PlanSpec:
     return plan if svg is None else plan.model_copy(update={"diagram_svg": svg})
 
 
+def _seed_note(purpose: RunPurpose | None, seed: PlanSpec | None) -> str | None:
+    if seed is None:
+        return None
+    if purpose == RunPurpose.DECOMMISSION:
+        return f"decommission: destroy what revision {seed.revision} applied"
+    return f"reconcile: the declared configuration of revision {seed.revision}"
+
+
 async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
     """PENDING -> IN_PROGRESS with a PlanSpec, or -> BLOCKED with a DesignBlocked."""
     ctx = runtime.context
     timer = StepTimer("design", ctx.clock)
     attempts = state.get("attempts", {}).get("design", 0) + 1
     revision = state.get("revision", 1)
-    result = await design_goal(
-        state["goal"],
-        planner=ctx.planner,
-        memory=ctx.plan_memory,
-        goal_id=state["goal_id"],
-        plan_id=f"{state['run_id']}-r{revision}",
-        revision=revision,
-        run_id=state["run_id"],
-        aids=ctx.reading,
-        unsupported_asks=ctx.unsupported_asks,
-    )
+    plan_id = f"{state['run_id']}-r{revision}"
+    seed = state.get("seed_plan")
+    result: PlanSpec | DesignBlocked
+    if seed is not None:
+        # A reconcile restores the declared configuration: the applied revision's design, not
+        # a new one (a planner may answer differently today).
+        result = seed.model_copy(update={"plan_id": plan_id, "revision": revision})
+    else:
+        result = await design_goal(
+            state["goal"],
+            planner=ctx.planner,
+            memory=ctx.plan_memory,
+            goal_id=state["goal_id"],
+            plan_id=plan_id,
+            revision=revision,
+            run_id=state["run_id"],
+            aids=ctx.reading,
+            unsupported_asks=ctx.unsupported_asks,
+        )
     now = ctx.clock()
     if isinstance(result, PlanSpec):
         # The diagram's SVG is rendered by the build, side by side with terraform: it is
@@ -396,6 +413,7 @@ async def design(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                     actor=ACTOR,
                     at=now,
                     artifact="plan",
+                    note=_seed_note(state.get("purpose"), seed),
                 )
             ],
         }

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from schemas.base import Artifact, Contract
+from schemas.build import ResourceChange
 
 
 class Decision(StrEnum):
@@ -26,6 +27,15 @@ class Channel(StrEnum):
     """The Conductor itself, e.g. rejecting a run whose approval expired (CREW_APPROVAL_TTL)."""
 
 
+class StatefulChange(Contract):
+    """A resource holding data that the plan replaces or deletes: its data may be lost."""
+
+    address: str
+    type: str
+    kind: str = Field(description="What it holds, e.g. 'database', 'table', 'bucket', 'volume'.")
+    action: str = Field(description="'replace' or 'delete'.")
+
+
 class ApprovalRequest(Artifact):
     """The interrupt payload at the gate: enough for a human to decide."""
 
@@ -40,7 +50,24 @@ class ApprovalRequest(Artifact):
     create: int = Field(ge=0)
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
+    replace: int = Field(default=0, ge=0)
     top_findings: list[str] = Field(default_factory=list, max_length=100)
+    revision: int = Field(default=1, ge=1, description="The stack revision this run would apply.")
+    changes: list[ResourceChange] = Field(
+        default_factory=list,
+        max_length=500,
+        description="The resource diff against the stack's current state (no-ops left out).",
+    )
+    stateful_changes: list[StatefulChange] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Data-holding resources the plan replaces or deletes.",
+    )
+    acknowledgement_required: bool = Field(
+        default=False,
+        description="True when `stateful_changes` is not empty: an approval must acknowledge "
+        "the possible data loss (`acknowledge_stateful`).",
+    )
 
 
 class ApprovalDecision(Artifact):
@@ -52,6 +79,10 @@ class ApprovalDecision(Artifact):
     channel: Channel
     reason: str | None = Field(default=None, max_length=2_000)
     at: datetime
+    acknowledge_stateful: bool = Field(
+        default=False,
+        description="The approver acknowledged that stateful resources are replaced or deleted.",
+    )
 
 
 class GateLogEntry(Contract):

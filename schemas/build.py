@@ -29,6 +29,16 @@ class ResourceChange(Contract):
     address: str
     type: str
     actions: list[str] = Field(max_length=10, description="Terraform's actions, e.g. ['create'].")
+    attributes: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="For an update or a replacement: the attributes that change (dotted names).",
+    )
+    replace_because: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="For a replacement: the attributes that force it (terraform's replace_paths).",
+    )
 
 
 class PlanChangeSummary(Contract):

@@ -81,6 +81,15 @@ class StalePlanError(CrewError):
         self.run_id = run_id
 
 
+class AcknowledgementRequiredError(CrewError):
+    """An approval of a plan that replaces or deletes a stateful resource (a database, a
+    table, a bucket, a volume) without the explicit acknowledgement that data may be lost."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class BusError(CrewError):
     """The event bus (Redis, NATS, or Postgres as a bus) is unreachable or refused an
     operation. Never fatal to a run: events wait in the Postgres outbox and are relayed when

@@ -46,6 +46,13 @@ class EventType(StrEnum):
     DRIFT_ACCEPTED = "drift.accepted"
     # -- Shield-Lite: an advisory affects a deployed stack (crew/shield.py) -----------------
     SHIELD_ADVISORY = "shield.advisory"
+    # -- day 2: stacks with a TTL, and nightly re-validation (crew/expiry.py, crew/revalidate.py)
+    STACK_EXPIRING = "stack.expiring"
+    """A stack's TTL (the goal's `ttl_hours`) runs out soon: it will be decommissioned."""
+    STACK_EXPIRED = "stack.expired"
+    """A stack's TTL ran out: a decommission run was started (it waits at the gate)."""
+    STACK_FINDINGS = "stack.findings"
+    """Nightly re-validation: today's policy finds something new in an applied stack."""
     # -- the run queue (not a transition: it hands a run to a worker through the bus) -------
     RUN_READY = "run.ready"
 

@@ -7,7 +7,7 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Artifact, Contract, SchemaVersion
 from schemas.regions import AWS_REGIONS
@@ -194,10 +194,26 @@ class GoalStatement(Artifact):
         min_length=1,
         max_length=200,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
-        description="Client idempotency key: the same goal_id twice returns the same run.",
+        description="Client idempotency key and stack name: the same goal twice returns the "
+        "same run; a changed goal with a goal_id used before is the next revision of its stack.",
+    )
+    ttl_hours: int | None = Field(
+        default=None,
+        ge=1,
+        le=24 * 365,
+        description="Non-prod only: decommission the stack this many hours after its last "
+        "applied revision (a destroy run that waits at the approval gate; a warning first).",
     )
 
     @field_validator("region")
     @classmethod
     def _known_region(cls, value: str) -> str:
         return check_region(value)
+
+    @model_validator(mode="after")
+    def _ttl_not_in_prod(self) -> GoalStatement:
+        if self.ttl_hours is not None and self.environment is Environment.PROD:
+            raise ValueError(
+                "ttl_hours is for non-prod stacks; remove it or use environment dev or staging"
+            )
+        return self

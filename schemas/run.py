@@ -15,6 +15,7 @@ from schemas.build import BuildStatus
 from schemas.goal import GoalStatement
 from schemas.plan import DesignBlocked, PlanSpec
 from schemas.progress import StepProgress
+from schemas.stack import RevisionBase, RunPurpose
 from schemas.states import ConductorState
 from schemas.timing import StepTiming
 from schemas.validation import ValidationReport
@@ -46,6 +47,11 @@ class RunSummary(Contract):
         description="The last terraform step's progress, resource by resource (plan, apply, "
         "rollback); updated while it runs, kept when it ends.",
     )
+    purpose: RunPurpose = RunPurpose.GOAL
+    base: RevisionBase | None = Field(
+        default=None,
+        description="The applied revision this run plans against (null: none applied yet).",
+    )
 
 
 class RunArtifacts(Contract):
@@ -76,4 +82,7 @@ class RunCreated(Contract):
     run_id: str
     goal_id: str
     state: ConductorState
-    created: bool = Field(description="False when an earlier request with this goal_id made it.")
+    revision: int = Field(default=1, ge=1, description="The stack revision this run is.")
+    created: bool = Field(
+        description="False when an earlier request with this goal_id and the same goal made it."
+    )

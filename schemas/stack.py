@@ -16,6 +16,7 @@ from pydantic import Field
 from schemas.base import Contract
 from schemas.drift import DriftReport
 from schemas.states import ConductorState
+from schemas.validation import Finding, ValidationReport
 
 
 class RunOutcome(StrEnum):
@@ -32,6 +33,26 @@ class RunOutcome(StrEnum):
     APPLY_FAILED = "apply failed"
     ROLLED_BACK = "rolled back"
     ROLLBACK_FAILED = "rollback failed"
+    DESTROYED = "destroyed"
+    """A decommission run applied its destroy plan: the stack is gone."""
+
+
+class RunPurpose(StrEnum):
+    """Why a run of a stack exists."""
+
+    GOAL = "goal"
+    """A goal as submitted: the first revision, or a revised goal."""
+    RECONCILE = "reconcile"
+    """Re-apply the declared configuration of the applied revision (after a drift)."""
+    DECOMMISSION = "decommission"
+    """Destroy the stack: a destroy plan of the applied revision, through the same gate."""
+
+
+class RevisionBase(Contract):
+    """The applied revision a run plans against: what its failed apply rolls back to."""
+
+    run_id: str
+    revision: int = Field(ge=1)
 
 
 class StackStatus(StrEnum):
@@ -44,6 +65,8 @@ class StackStatus(StrEnum):
     """The last apply was undone: what it created is gone (for a first revision: empty)."""
     NEEDS_ATTENTION = "needs attention"
     """An apply or its rollback failed: what is in the cloud is not what any plan says."""
+    DESTROYED = "destroyed"
+    """Decommissioned: everything the stack had is destroyed (a new revision may rebuild it)."""
 
 
 class StackRevision(Contract):
@@ -53,6 +76,7 @@ class StackRevision(Contract):
     revision: int
     state: ConductorState
     outcome: RunOutcome
+    purpose: RunPurpose = RunPurpose.GOAL
     created_at: datetime
     updated_at: datetime
     forecast_monthly_usd: float | None = None
@@ -100,4 +124,21 @@ class StackDetail(StackSummary):
     )
     drift_accepted_by: str | None = Field(
         default=None, description="Who accepted the last drift found, if anyone did."
+    )
+
+
+class StackRevalidation(Contract):
+    """A deployed stack validated again with today's policy and scanners (crew/revalidate.py)."""
+
+    stack_id: str
+    run_id: str = Field(description="The applied run whose configuration was validated.")
+    report: ValidationReport = Field(description="Today's verdict on the applied configuration.")
+    new_findings: list[Finding] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Findings the applied run's own validation did not have (waived ones left "
+        "out): what changed in the policy or the scanners since.",
+    )
+    announced: bool = Field(
+        default=False, description="True when these new findings were announced just now."
     )

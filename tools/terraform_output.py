@@ -183,6 +183,12 @@ def drifted_resources(plan: Mapping[str, Any]) -> list[DriftedResource]:
     return drifted
 
 
+def changed_attributes(before: Any, after: Any) -> list[str]:
+    """Dotted names of the attributes that differ between a resource change's `before` and
+    `after` (at most 200): what the gate and a drift report show for an update."""
+    return sorted(_changed(before, after))[:200]
+
+
 def _changed(before: Any, after: Any, path: tuple[str, ...] = ()) -> set[str]:
     """Dotted names of what differs; maps are walked down to `_DRIFT_DEPTH` levels."""
     if before == after:

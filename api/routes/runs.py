@@ -45,6 +45,12 @@ class DecisionBody(Contract):
     A Contract: strict, and only text the audit can store."""
 
     reason: str | None = Field(default=None, max_length=2000, description="Recorded in the audit.")
+    acknowledge_stateful: bool = Field(
+        default=False,
+        description="Approve only: acknowledge that the plan replaces or deletes stateful "
+        "resources (databases, tables, buckets, volumes). Required when the gate's "
+        "`acknowledgement_required` is true; without it the approval is refused (409).",
+    )
     actor: str | None = Field(
         default=None,
         description="Not accepted: the actor is the principal of your bearer token.",
@@ -93,7 +99,14 @@ async def _act(
     body: DecisionBody | None,
 ) -> RunSummary:
     reason = body.reason if body else None
-    record = await act(services, run_id, action, _identity(principal), reason=reason)
+    record = await act(
+        services,
+        run_id,
+        action,
+        _identity(principal),
+        reason=reason,
+        acknowledge_stateful=bool(body and body.acknowledge_stateful),
+    )
     return record.to_summary()
 
 
@@ -108,7 +121,9 @@ async def approve(
 ) -> RunSummary:
     """Approve the validated plan (approver role); the run applies exactly that plan file.
 
-    Recorded once: a second decision from any channel is a 409 naming who decided first."""
+    Recorded once: a second decision from any channel is a 409 naming who decided first. A
+    plan that replaces or deletes a stateful resource needs `acknowledge_stateful: true`
+    (else 409 `acknowledgement_required`, logged as a refusal)."""
     return await _act(services, principal, run_id, Decision.APPROVE, body)
 
 

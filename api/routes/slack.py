@@ -51,17 +51,23 @@ from crew.gate.slack_webhook import (
     NotVerified,
     Parsed,
     Reply,
+    StackAction,
+    StackCommand,
     parse_command,
     parse_interaction,
     verify_slack_request,
 )
 from crew.service import run_detail
+from crew.stack_actions import accept_drift_as, reconcile_as
 from schemas.approval import Channel, Decision
 from schemas.errors import (
+    AcknowledgementRequiredError,
     CrewError,
     GateRefusedError,
     RunConflictError,
     RunNotFoundError,
+    StackConflictError,
+    StackNotFoundError,
     StalePlanError,
 )
 from tools.diagram_png import DiagramPng, DiagramRenderError, svg_to_png
@@ -183,12 +189,13 @@ async def outcome(services: Services, command: GateCommand) -> str:
             who,
             reason=command.reason,
             plan_digest=command.plan_digest,
+            acknowledge_stateful=command.acknowledge_stateful,
         )
     except GateRefusedError as exc:
         return f":lock: {exc}"
     except RunNotFoundError as exc:
         return f":grey_question: {exc}"
-    except (RunConflictError, StalePlanError) as exc:
+    except (RunConflictError, StalePlanError, AcknowledgementRequiredError) as exc:
         return f":warning: {exc}"
     except CrewError as exc:
         logger.error("Slack %s of run %s failed: %s", command.action.value, command.run_id, exc)
@@ -196,7 +203,33 @@ async def outcome(services: Services, command: GateCommand) -> str:
     return _DONE[command.action].format(run=command.run_id)
 
 
-async def _answer_later(services: Services, command: GateCommand, work: asyncio.Task[str]) -> None:
+async def stack_outcome(services: Services, command: StackCommand) -> str:
+    """Reconcile a stack or accept its drift as the Slack user; the answer to show them."""
+    who = Identity(actor=command.actor, channel=Channel.SLACK, actor_id=command.user_id)
+    stack = command.stack_id
+    try:
+        if command.action is StackAction.RECONCILE:
+            run_id = await reconcile_as(services, stack, who)
+            return (
+                f":arrows_counterclockwise: Reconciling stack `{stack}`: run `{run_id}` "
+                "re-applies the declared configuration once approved (its gate message follows)."
+            )
+        await accept_drift_as(services, stack, who, command.fingerprint)
+    except GateRefusedError as exc:
+        return f":lock: {exc}"
+    except StackNotFoundError as exc:
+        return f":grey_question: {exc}"
+    except (StackConflictError, RunConflictError) as exc:
+        return f":warning: {exc}"
+    except CrewError as exc:
+        logger.error("Slack %s of stack %s failed: %s", command.action.value, stack, exc)
+        return f":x: could not {command.action.value} stack `{stack}`: {exc}"
+    return f":ok_hand: Drift of stack `{stack}` accepted; the same drift is not announced again."
+
+
+async def _answer_later(
+    services: Services, command: GateCommand | StackCommand, work: asyncio.Task[str]
+) -> None:
     text = await work
     if command.response_url is None:
         return
@@ -207,7 +240,10 @@ async def _answer_later(services: Services, command: GateCommand, work: asyncio.
 
 
 def _in_background(
-    runtime: SlackRuntime, services: Services, command: GateCommand, work: asyncio.Task[str]
+    runtime: SlackRuntime,
+    services: Services,
+    command: GateCommand | StackCommand,
+    work: asyncio.Task[str],
 ) -> None:
     task = asyncio.create_task(_answer_later(services, command, work))
     runtime.pending.add(task)
@@ -232,6 +268,8 @@ async def slash_command(
         return Response(status_code=status.HTTP_200_OK)
     if isinstance(parsed, Reply):
         return _ephemeral(parsed.text)
+    if isinstance(parsed, StackCommand):  # buttons only: a slash command never parses to one
+        return Response(status_code=status.HTTP_200_OK)
     work = asyncio.create_task(outcome(services, parsed))
     done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
     if work in done:
@@ -244,7 +282,8 @@ async def slash_command(
 async def interaction(
     request: Request, services: ServicesDep, runtime: SlackRuntimeDep
 ) -> Response:
-    """The Approve / Reject buttons of a run's gate message."""
+    """The Approve / Reject buttons of a run's gate message, and the Reconcile / Accept
+    buttons of a drift message."""
     checked = await _check(request, services)
     if isinstance(checked, Response):
         return checked
@@ -253,6 +292,10 @@ async def interaction(
         return _malformed(parsed)
     if isinstance(parsed, GateCommand):
         _in_background(runtime, services, parsed, asyncio.create_task(outcome(services, parsed)))
+    elif isinstance(parsed, StackCommand):
+        _in_background(
+            runtime, services, parsed, asyncio.create_task(stack_outcome(services, parsed))
+        )
     return Response(status_code=status.HTTP_200_OK)
 
 

@@ -27,6 +27,7 @@ from crew.gate.actions import Identity, act
 from crew.service import submit_goal
 from schemas.approval import Channel, Decision
 from schemas.errors import (
+    AcknowledgementRequiredError,
     ForbiddenError,
     GateRefusedError,
     RunConflictError,
@@ -136,7 +137,7 @@ async def submit_goal_form(
         assert visitor.principal is not None  # SignedIn
         record, created = await submit_goal(services, goal, actor=visitor.principal.name)
     except RunConflictError as exc:
-        fix = "use a new goal_id, or leave it empty"
+        fix = "wait for the running revision to end, or use a new goal_id"
         goal_form.problems = [Problem("goal_id", str(exc), fix)]
         return _goal_page(request, visitor, goal_form, status=409)
     notice = "submitted" if created else "existing"
@@ -157,15 +158,30 @@ async def _decide(
     assert visitor.principal is not None  # SignedIn
     principal = visitor.principal
     try:
-        body = DecisionBody(reason=str(form.get("reason") or "").strip() or None)
+        body = DecisionBody(
+            reason=str(form.get("reason") or "").strip() or None,
+            acknowledge_stateful=form.get("acknowledge_stateful") == "true",
+        )
     except ValidationError as exc:
         raise InputError(problems_from_errors(exc.errors(), DecisionBody), "decision") from exc
     who = Identity(
         actor=principal.name, channel=Channel.REST, actor_id=principal.name, role=principal.role
     )
     try:
-        await act(services, run_id, action, who, reason=body.reason)
-    except (GateRefusedError, RunConflictError, StalePlanError) as exc:
+        await act(
+            services,
+            run_id,
+            action,
+            who,
+            reason=body.reason,
+            acknowledge_stateful=body.acknowledge_stateful,
+        )
+    except (
+        GateRefusedError,
+        RunConflictError,
+        StalePlanError,
+        AcknowledgementRequiredError,
+    ) as exc:
         status = 403 if isinstance(exc, GateRefusedError) else 409
         try:
             context = await run_context(services, visitor, run_id)

@@ -22,9 +22,10 @@ from crew.lifecycle import cancel_run
 from crew.service import decide, request_rollback
 from memory.runs import RunRecord
 from schemas.approval import ApprovalDecision, ApprovalRequest, Channel, Decision, GateLogEntry
-from schemas.errors import GateRefusedError, StalePlanError
+from schemas.errors import AcknowledgementRequiredError, GateRefusedError, StalePlanError
 from schemas.events import EventType
 from schemas.states import ConductorState
+from sentinel.stateful import describe_stateful
 from tools.workspace import file_digest
 
 
@@ -49,13 +50,15 @@ async def act(
     *,
     reason: str | None = None,
     plan_digest: str | None = None,
+    acknowledge_stateful: bool = False,
 ) -> RunRecord:
     """Approve, reject, roll back or cancel `run_id` as `who`.
 
     Raises GateRefusedError (not an approver), RunNotFoundError, StalePlanError, or
     RunConflictError (not waiting / not DONE / already decided, naming who decided first).
     `plan_digest` is the digest a Slack button carries: an old message cannot approve a
-    newer plan.
+    newer plan. An approval of a plan that replaces or deletes a stateful resource needs
+    `acknowledge_stateful` (else AcknowledgementRequiredError, logged as a refusal).
     """
     refusal = refusal_reason(services.settings.approvers, who.channel, who.actor_id, who.role)
     if refusal is not None:
@@ -74,8 +77,37 @@ async def act(
         if stale is not None:
             await _refuse(services, run_id, action, who, stale)
             raise StalePlanError(run_id, f"refused: {stale}")
+        missing = await missing_acknowledgement(services, run_id, acknowledge_stateful)
+        if missing is not None:
+            await _refuse(services, run_id, action, who, missing)
+            raise AcknowledgementRequiredError(run_id, f"refused: {missing}")
     return await decide(
-        services, run_id, action, actor=who.actor, channel=who.channel, reason=reason
+        services,
+        run_id,
+        action,
+        actor=who.actor,
+        channel=who.channel,
+        reason=reason,
+        acknowledge_stateful=acknowledge_stateful and action is Decision.APPROVE,
+    )
+
+
+async def missing_acknowledgement(
+    services: Services, run_id: str, acknowledged: bool
+) -> str | None:
+    """Why approving `run_id` needs the data-loss acknowledgement it lacks, or None."""
+    if acknowledged:
+        return None
+    config: Any = {"configurable": {"thread_id": run_id}}
+    values: dict[str, Any] = dict((await services.graph.aget_state(config)).values or {})
+    request = values.get("approval_request")
+    if not isinstance(request, ApprovalRequest) or not request.acknowledgement_required:
+        return None
+    return (
+        f"the plan of run {run_id} {describe_stateful(request.stateful_changes)}: data may be "
+        "lost. Approve with the acknowledgement (REST: acknowledge_stateful true; CLI: "
+        "--acknowledge-stateful; Slack: the 'Approve, data loss acknowledged' button; "
+        "console: the checkbox)"
     )
 
 
@@ -86,6 +118,12 @@ async def stale_reason(services: Services, run_id: str, plan_digest: str | None)
     record = await services.runs.get(run_id)
     if record.state is not ConductorState.WAIT_FOR_APPROVE or record.decision is not None:
         return None
+    latest = await services.runs.latest_of_goal(record.goal_id)
+    if latest is not None and latest.revision > record.revision:
+        return (
+            f"revision {latest.revision} of this stack (run {latest.run_id}) exists; "
+            f"revision {record.revision} is stale"
+        )
     config: Any = {"configurable": {"thread_id": run_id}}
     values: dict[str, Any] = dict((await services.graph.aget_state(config)).values or {})
     request, build, plan = values.get("approval_request"), values.get("build"), values.get("plan")

@@ -23,15 +23,22 @@ from urllib.parse import quote
 
 from catalog.gaps import asked_vs_designed
 from crew.progress import describe_progress
-from schemas.approval import ApprovalDecision, Decision
+from schemas.approval import ApprovalDecision, ApprovalRequest, Decision
 from schemas.run import RunDetail
 from schemas.states import ConductorState as S
 from sentinel.forecast import RunForecast, run_forecast
+from sentinel.stateful import describe_stateful
 
 Block = dict[str, Any]
 
 APPROVE_ACTION = "crew_approve"
+#: The approve button of a plan that replaces or deletes stateful resources: clicking it is
+#: the acknowledgement the gate requires (its confirm dialog names what is lost).
+APPROVE_ACKNOWLEDGED_ACTION = "crew_approve_ack"
 REJECT_ACTION = "crew_reject"
+#: The buttons of a drift message (crew/gate/drift_message.py).
+RECONCILE_ACTION = "crew_reconcile"
+ACCEPT_DRIFT_ACTION = "crew_accept_drift"
 _MAX_COMPONENTS = 12
 
 
@@ -67,6 +74,22 @@ def escape(text: str) -> str:
 def button_value(run_id: str, plan_digest: str) -> str:
     """What a button carries back: the run and the digest of the plan file it approves."""
     return f"{run_id}|{plan_digest}"
+
+
+#: Resource changes a revision's message lists; the run page has the whole diff.
+_MAX_CHANGES = 12
+
+
+def _diff_text(request: ApprovalRequest) -> str:
+    """The resource diff of a revision: each change with the attributes it touches."""
+    lines = []
+    for change in request.changes[:_MAX_CHANGES]:
+        what = "/".join(change.actions)
+        attrs = f" ({escape(', '.join(change.attributes[:4]))})" if change.attributes else ""
+        lines.append(f"• {what} `{escape(change.address)}`{attrs}")
+    if len(request.changes) > _MAX_CHANGES:
+        lines.append(f"... and {len(request.changes) - _MAX_CHANGES} more on the run page")
+    return "*Changes to the deployed stack*\n" + "\n".join(lines)
 
 
 def _by(decision: ApprovalDecision | None) -> str:
@@ -161,7 +184,11 @@ def render_message(
     if plan is not None:
         fields.append(f"*Where*\n{escape(plan.region)}, {plan.environment.value}")
     if request is not None:
-        fields.append(f"*Terraform plan*\n+{request.create} ~{request.update} -{request.delete}")
+        counts = f"+{request.create} ~{request.update} -{request.delete}" + (
+            f" ±{request.replace} replaced" if request.replace else ""
+        )
+        where = f" (revision {request.revision})" if request.revision > 1 else ""
+        fields.append(f"*Terraform plan{where}*\n{counts}")
     if validation is not None:
         fields.append(f"*Validation*\n{validation.verdict.value}")
     if fields:
@@ -205,8 +232,33 @@ def render_message(
                 "text": {"type": "mrkdwn", "text": f"*Top findings*\n{findings}"[:2900]},
             }
         )
+    if request is not None and request.revision > 1 and request.changes:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _diff_text(request)[:2900]},
+            }
+        )
+    if request is not None and request.stateful_changes:
+        lost = "\n".join(
+            f"• {'replaces' if c.action == 'replace' else 'deletes'} {escape(c.kind)} "
+            f"`{escape(c.address)}`"
+            for c in request.stateful_changes[:10]
+        )
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f":warning: *Data may be lost: approval needs acknowledgement*\n{lost}"[
+                        :2900
+                    ],
+                },
+            }
+        )
     if detail.state is S.WAIT_FOR_APPROVE and request is not None and detail.decision is None:
         value = button_value(detail.run_id, request.plan_file_digest)
+        acknowledged = request.acknowledgement_required
         blocks.append(
             {
                 "type": "actions",
@@ -214,15 +266,31 @@ def render_message(
                 "elements": [
                     {
                         "type": "button",
-                        "action_id": APPROVE_ACTION,
+                        "action_id": (
+                            APPROVE_ACKNOWLEDGED_ACTION if acknowledged else APPROVE_ACTION
+                        ),
                         "style": "primary",
-                        "text": {"type": "plain_text", "text": "Approve"},
+                        "text": {
+                            "type": "plain_text",
+                            "text": (
+                                "Approve, data loss acknowledged" if acknowledged else "Approve"
+                            ),
+                        },
                         "value": value,
                         "confirm": {
                             "title": {"type": "plain_text", "text": "Apply this plan?"},
                             "text": {
                                 "type": "mrkdwn",
-                                "text": f"Terraform applies exactly the validated plan of {title}.",
+                                "text": (
+                                    f"Terraform applies exactly the validated plan of {title}."
+                                    + (
+                                        " It "
+                                        + escape(describe_stateful(request.stateful_changes))
+                                        + ": their data may be lost."
+                                        if acknowledged
+                                        else ""
+                                    )
+                                )[:300],
                             },
                             "confirm": {"type": "plain_text", "text": "Approve"},
                             "deny": {"type": "plain_text", "text": "Cancel"},

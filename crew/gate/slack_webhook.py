@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
@@ -33,7 +34,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import from_json
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from crew.gate.slack_message import APPROVE_ACTION, REJECT_ACTION
+from crew.gate.slack_message import (
+    ACCEPT_DRIFT_ACTION,
+    APPROVE_ACKNOWLEDGED_ACTION,
+    APPROVE_ACTION,
+    RECONCILE_ACTION,
+    REJECT_ACTION,
+)
 from schemas.approval import Decision
 
 #: Slack refuses requests older than this; so do we (and replays are remembered this long).
@@ -48,7 +55,24 @@ _COMMANDS = {
     "/rollback": Decision.ROLLBACK,
     "/cancel": Decision.CANCEL,
 }
-_BUTTONS = {APPROVE_ACTION: Decision.APPROVE, REJECT_ACTION: Decision.REJECT}
+_BUTTONS = {
+    APPROVE_ACTION: Decision.APPROVE,
+    APPROVE_ACKNOWLEDGED_ACTION: Decision.APPROVE,
+    REJECT_ACTION: Decision.REJECT,
+}
+
+
+class StackAction(StrEnum):
+    RECONCILE = "reconcile"
+    ACCEPT_DRIFT = "accept drift"
+
+
+_STACK_BUTTONS = {
+    RECONCILE_ACTION: StackAction.RECONCILE,
+    ACCEPT_DRIFT_ACTION: StackAction.ACCEPT_DRIFT,
+}
+#: A stack id as tools/stack.py builds it: `<slug>.<region>.<8 hex>`.
+_STACK_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}\.[a-z0-9-]{1,32}\.[0-9a-f]{8}$")
 USAGE = (
     "Usage: `/approve RUN_ID`, `/reject RUN_ID [reason]`, `/rollback RUN_ID [reason]`, "
     "`/cancel RUN_ID [reason]`."
@@ -76,10 +100,28 @@ class GateCommand:
     reason: str | None = None
     plan_digest: str | None = None
     """The plan file digest a button carries (None for a slash command)."""
+    acknowledge_stateful: bool = False
+    """Clicked the approve button that acknowledges replaced or deleted stateful resources."""
 
     @property
     def actor(self) -> str:
         """What the audit log records: the name people know, and the id that is checked."""
+        return f"{self.user_name} ({self.user_id})" if self.user_name else self.user_id
+
+
+@dataclass(frozen=True)
+class StackCommand:
+    """A drift message's button: reconcile the stack, or accept its drift."""
+
+    action: StackAction
+    stack_id: str
+    user_id: str
+    user_name: str | None
+    response_url: str | None
+    fingerprint: str | None = None
+
+    @property
+    def actor(self) -> str:
         return f"{self.user_name} ({self.user_id})" if self.user_name else self.user_id
 
 
@@ -100,7 +142,7 @@ class Malformed:
     reason: str
 
 
-Parsed = GateCommand | Reply | Ignore | Malformed
+Parsed = GateCommand | StackCommand | Reply | Ignore | Malformed
 
 
 class _FixedClock(Clock):
@@ -298,6 +340,21 @@ def parse_interaction(body: bytes) -> Parsed:
         click = BlockActions.model_validate(payload)
     except ValidationError as exc:
         return Malformed(_explain(exc, "payload"))
+    name = click.user.username or click.user.name
+    stack_buttons = [a for a in click.actions if a.action_id in _STACK_BUTTONS]
+    if stack_buttons:
+        pressed = stack_buttons[0]
+        stack_id, _, fingerprint = (pressed.value or "").partition("|")
+        if not _STACK_ID.fullmatch(stack_id):
+            return Malformed("payload.actions: the drift message's button carries no stack id")
+        return StackCommand(
+            action=_STACK_BUTTONS[pressed.action_id],
+            stack_id=stack_id,
+            user_id=click.user.id,
+            user_name=name or None,
+            response_url=click.response_url,
+            fingerprint=fingerprint or None,
+        )
     ours = [a for a in click.actions if a.action_id in _BUTTONS]
     if not ours:
         return Ignore("not one of the gate's buttons")
@@ -306,7 +363,6 @@ def parse_interaction(body: bytes) -> Parsed:
     if not _RUN_ID.fullmatch(run_id):
         return Malformed("payload.actions: the gate's button carries no run id")
     action = _BUTTONS[clicked.action_id]
-    name = click.user.username or click.user.name
     return GateCommand(
         action=action,
         run_id=run_id,
@@ -315,4 +371,5 @@ def parse_interaction(body: bytes) -> Parsed:
         response_url=click.response_url,
         reason="rejected with the Slack button" if action is Decision.REJECT else None,
         plan_digest=digest or None,
+        acknowledge_stateful=clicked.action_id == APPROVE_ACKNOWLEDGED_ACTION,
     )

@@ -28,12 +28,14 @@ from schemas.build import BuildStatus, Diagnostic, PlanChangeSummary, ResourceCh
 from schemas.errors import CrewError
 from schemas.events import EventType
 from schemas.plan import PlanSpec
+from schemas.stack import RunPurpose
 from schemas.states import ConductorState
 from tools.backend import StateBackend
 from tools.guard import WorkspaceRefusedError
 from tools.render import RenderError
 from tools.stack import StackKey
 from tools.terraform import ResourceProgress, TerraformRunner
+from tools.terraform_output import changed_attributes
 from tools.workspace import PLAN_FILE, file_digest, save_plan_json, write_workspace
 
 
@@ -53,8 +55,30 @@ def summarize_plan(plan_json: dict[str, Any]) -> PlanChangeSummary:
             counts["update"] += 1
         elif "delete" in actions:
             counts["delete"] += 1
-        changes.append(ResourceChange(address=rc["address"], type=rc["type"], actions=actions))
+        change = rc.get("change") or {}
+        updating = "update" in actions or ("create" in actions and "delete" in actions)
+        changes.append(
+            ResourceChange(
+                address=rc["address"],
+                type=rc["type"],
+                actions=actions,
+                attributes=(
+                    changed_attributes(change.get("before"), change.get("after"))
+                    if updating
+                    else []
+                ),
+                replace_because=_replace_paths(change.get("replace_paths")),
+            )
+        )
     return PlanChangeSummary(**counts, resource_changes=changes)
+
+
+def _replace_paths(paths: Any) -> list[str]:
+    """Terraform's `replace_paths` (lists of keys and indexes) as dotted names."""
+    if not isinstance(paths, list):
+        return []
+    names = {".".join(str(p) for p in path) for path in paths if isinstance(path, list) and path}
+    return sorted(names)[:50]
 
 
 async def build_workspace(
@@ -67,6 +91,7 @@ async def build_workspace(
     timer: StepTimer | None = None,
     on_initialised: Callable[[Path], None] | None = None,
     resources: ResourceProgress | None = None,
+    destroy: bool = False,
 ) -> BuildStatus:
     """Render, guard, init, plan and show; failures are diagnostics on the status.
 
@@ -75,6 +100,8 @@ async def build_workspace(
     of its own costs a third load of the provider's schema. `on_initialised` is told when the
     workspace is initialised, so what reads only the .tf files (Sentinel's scan) can run
     while terraform plans. `resources` is told the plan's progress, resource by resource.
+    `destroy` plans the removal of everything the state holds (a decommission): the same
+    files, so the same scans, and a plan that deletes.
     """
     started = time.monotonic()
     errors: list[Diagnostic] = []
@@ -104,7 +131,9 @@ async def build_workspace(
                 on_initialised(workspace)
             progress("terraform plan")
             with part("terraform plan"):
-                outcome = await terraform.plan(workspace, PLAN_FILE, progress, resources=resources)
+                outcome = await terraform.plan(
+                    workspace, PLAN_FILE, progress, resources=resources, destroy=destroy
+                )
             warnings += outcome.warnings
             if outcome.ok:
                 with part("terraform show"):
@@ -172,6 +201,7 @@ async def build(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                 timer=timer,
                 on_initialised=sentinel.start_hcl_scan if sentinel is not None else None,
                 resources=resource_reporter("build", run_id),
+                destroy=state.get("purpose") == RunPurpose.DECOMMISSION,
             )
         if diagram is not None:
             plan = await diagram

@@ -5,8 +5,11 @@ failure, recorded on the result) and when a human rolls back a DONE run (`crew r
 Breaches are alerted on and counted by the gate job (crew/gate/timers.py), not here: it also
 sees a rollback still running, or one whose worker died.
 
-- Revision N > 1 whose revision N-1 workspace is kept: re-plan and apply revision N-1 against
-  the shared state (that removes what N added and reverts what N changed).
+- A revision planned against an applied one (its `base`, another run of the stack) whose
+  workspace is kept: re-plan and apply that revision's configuration against the shared state
+  (that removes what this one added and reverts what it changed, a replaced database
+  included: it comes back empty, from the configuration). The same for revision N-1 kept in
+  the run's own directory.
 - Otherwise: destroy the resources the state holds now but the pre-apply snapshot did not
   (all of them for a first revision), then check the state holds exactly the snapshot's.
 
@@ -47,6 +50,7 @@ from schemas.build import Diagnostic
 from schemas.errors import CrewError
 from schemas.events import EventType
 from schemas.plan import PlanSpec
+from schemas.stack import RevisionBase
 from schemas.states import ConductorState
 from tools.stack import StackKey
 from tools.terraform import Progress, ResourceProgress, managed_addresses
@@ -75,9 +79,12 @@ async def restore_previous_state(
     *,
     timer: StepTimer | None = None,
     resources: ResourceProgress | None = None,
+    base: RevisionBase | None = None,
 ) -> Restore:
     """Undo the last apply of `workspace`'s revision (see the module docstring); `timer`
-    records each terraform command as a part, `resources` is told their progress."""
+    records each terraform command as a part, `resources` is told their progress. `base` is
+    the applied revision the run planned against (another run of the stack): its
+    configuration is applied again."""
     terraform = ctx.terraform
     pre = load_snapshot(workspace, PRE_APPLY_SNAPSHOT)
     if pre is None:
@@ -89,9 +96,14 @@ async def restore_previous_state(
         post = await terraform.state_pull(workspace)
     save_snapshot(workspace, POST_FAILURE_SNAPSHOT, post)
     before, now = managed_addresses(pre), managed_addresses(post)
-    previous = revision_dir(ctx.config.workspaces_dir, workspace.parent.name, plan.revision - 1)
-    if plan.revision > 1 and (previous / "main.tf").is_file():
-        restore = await _reapply(ctx, plan, previous, progress, timer, resources)
+    if base is not None:
+        previous = revision_dir(ctx.config.workspaces_dir, base.run_id, base.revision)
+        label = f"revision {base.revision}"
+    else:  # an earlier revision kept in this run's own directory
+        previous = revision_dir(ctx.config.workspaces_dir, workspace.parent.name, plan.revision - 1)
+        label = f"revision {plan.revision - 1}"
+    if (base is not None or plan.revision > 1) and (previous / "main.tf").is_file():
+        restore = await _reapply(ctx, plan, previous, label, progress, timer, resources)
         if not restore.ok:
             restore.remaining = await _left_over(ctx, workspace, before)
         return restore
@@ -138,6 +150,7 @@ async def _reapply(
     ctx: CrewContext,
     plan: PlanSpec,
     previous: Path,
+    label: str,
     report: Progress | None,
     timer: StepTimer | None,
     resources: ResourceProgress | None,
@@ -157,7 +170,7 @@ async def _reapply(
         outcome = await terraform.apply(previous, ROLLBACK_PLAN, report, resources=resources)
     return Restore(
         ok=outcome.ok,
-        restored=f"revision {plan.revision - 1}",
+        restored=label,
         error=None if outcome.ok else describe(outcome.errors, "apply of the previous revision"),
         counts=ResourceCounts(
             added=outcome.added, changed=outcome.changed, destroyed=outcome.destroyed
@@ -192,6 +205,7 @@ async def rollback(state: RunState, runtime: Runtime[CrewContext]) -> RunState:
                 report,
                 timer=timer,
                 resources=resource_reporter("rollback", run_id),
+                base=state.get("base"),
             )
         except CrewError as exc:
             restore = Restore(ok=False, error=f"{type(exc).__name__}: {exc}")
