@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crew.container import Services, build_state_backend
+from crew.container import Services, build_state_backend, node_config
 from fixtures.plans import c
 from nodes import forge
 from schemas.states import ConductorState
@@ -58,7 +58,9 @@ async def test_state_in_s3_for_teams(
         }
     )
     ctx = dataclasses.replace(
-        services.context, settings=settings, state_backend=build_state_backend(settings)
+        services.context,
+        config=node_config(settings),
+        state_backend=build_state_backend(settings),
     )
     run_id = await new_run(services)
     plan = stack_plan([c("iam_role", "svc", service="lambda.amazonaws.com")], goal_id=run_id)

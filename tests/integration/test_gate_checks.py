@@ -338,6 +338,7 @@ async def test_a_slow_replay_check_spends_the_ack_budget(
     app = FastAPI()
     app.include_router(slack_routes.router)
     app.state.services = services
+    app.state.slack = slack_routes.SlackRuntime()
     fake = FakeSlack().start()
     body = command_body(
         "/approve", "no-such-run", user_id=APPROVER_ID, response_url=fake.hook("later")
